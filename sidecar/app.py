@@ -1,0 +1,93 @@
+"""The composition root: the only module that picks adapters and wires services to routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from aiohttp import web
+
+from sidecar.domain.authn import Authenticator
+from sidecar.domain.keys import IssuedKey, KeyService
+from sidecar.domain.rbac import Policy, RoleModel
+from sidecar.errors import ConfigError
+from sidecar.ports import Clock, KeyStore
+from sidecar.ports.clock import SystemClock
+from sidecar.ports.memory_cache import MemoryKeyCache
+from sidecar.ports.sqlite import SqliteKeyStore
+from sidecar.settings import Settings, load_role_model
+from sidecar.web import auth, keys
+from sidecar.web.errors import error_middleware
+from sidecar.web.state import SERVICES, Services
+
+log = logging.getLogger("sidecar")
+BootstrapHook = Callable[[IssuedKey], None]
+
+
+@asynccontextmanager
+async def open_store(url: str) -> AsyncIterator[KeyStore]:
+    """The key store for ``sqlite:///path`` or ``postgresql://…``."""
+    if url.startswith("sqlite:///"):
+        async with SqliteKeyStore.open(Path(url.removeprefix("sqlite:///"))) as store:
+            yield store
+        return
+    raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
+
+
+def build_key_service(settings: Settings, store: KeyStore, clock: Clock, policy: Policy) -> KeyService:
+    cache = MemoryKeyCache(
+        clock,
+        max_entries=settings.key_cache.max_entries,
+        ttl_s=settings.key_cache.ttl_s,
+        negative_ttl_s=settings.key_cache.negative_ttl_s,
+    )
+    return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id)
+
+
+async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await keys.flush_last_used()
+        except Exception:
+            log.exception("could not record last_used_at; will retry")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    roles: RoleModel | None = None,
+    on_bootstrap: BootstrapHook | None = None,
+) -> web.Application:
+    """Build the application; resources open when it starts and close when it stops."""
+    clock = clock or SystemClock()
+    policy = Policy(roles or load_role_model(settings.roles_file))
+
+    @asynccontextmanager
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        async with open_store(settings.store_url()) as store:
+            key_service = build_key_service(settings, store, clock, policy)
+            app[SERVICES] = Services(keys=key_service, policy=policy, authenticator=Authenticator(key_service))
+            supplied = settings.bootstrap_admin_key
+            issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
+            if issued is not None and on_bootstrap is not None:
+                on_bootstrap(issued)
+            flusher = asyncio.create_task(_flush_last_used_forever(key_service, settings.last_used_flush_s))
+            try:
+                yield
+            finally:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
+                await key_service.flush_last_used()
+
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app.cleanup_ctx.append(resources)
+    for module in (auth, keys):
+        app.router.add_routes(module.routes)
+    return app

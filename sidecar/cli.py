@@ -1,0 +1,264 @@
+"""The ``sidecar`` command: serve, and manage keys on the same store the server uses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+from aiohttp import web
+
+from sidecar.app import build_key_service, create_app, open_store
+from sidecar.domain import keyformat
+from sidecar.domain.keys import IssuedKey, KeyService, NewKey
+from sidecar.domain.rbac import Policy
+from sidecar.errors import ConfigError, SidecarError
+from sidecar.models import Environment, KeyType
+from sidecar.ports.clock import SystemClock
+from sidecar.settings import Settings, load_role_model, load_settings
+from sidecar.web.render import key_json
+
+T = TypeVar("T")
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _run_with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[T]]) -> T:
+    async def go() -> T:
+        async with open_store(settings.store_url()) as store:
+            policy = Policy(load_role_model(settings.roles_file))
+            service = build_key_service(settings, store, SystemClock(), policy)
+            return await action(service)
+
+    try:
+        return asyncio.run(go())
+    except SidecarError as exc:
+        _fail(exc.message)
+        raise  # unreachable: _fail exits
+
+
+def _emit(data: dict[str, Any] | list[dict[str, Any]], as_json: bool, human: Callable[[], str]) -> None:
+    click.echo(json.dumps(data, indent=2) if as_json else human())
+
+
+@click.group()
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Auth sidecar for Hasura: API keys, session JWTs, the auth webhook."""
+    try:
+        ctx.obj = load_settings()
+    except ConfigError as exc:
+        _fail(exc.message, code=2)
+
+
+def print_bootstrap_key(issued: IssuedKey) -> None:
+    click.echo(
+        "\n  Bootstrap admin key (role super_admin, org "
+        f"{issued.record.org_id}):\n\n    {issued.key}\n\n"
+        "  Store it now: it is shown once and will not be shown again.\n",
+        err=True,
+    )
+
+
+@main.command()
+@click.option("--host", default=None, help="address to listen on (default: SIDECAR_HOST, 127.0.0.1)")
+@click.option("--port", default=None, type=int, help="port (default: SIDECAR_PORT, 8080)")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the sidecar's HTTP server."""
+    settings = _settings(ctx)
+    try:
+        app = create_app(settings, on_bootstrap=print_bootstrap_key)
+    except ConfigError as exc:
+        _fail(exc.message, code=2)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        pass
+    host = host or settings.host
+    port = port or settings.port
+    click.echo(f"sidecar listening on http://{host}:{port}", err=True)
+    web.run_app(app, host=host, port=port, access_log=None, print=None)
+
+
+@main.group()
+def keys() -> None:
+    """Create, list, show, revoke and roll API keys."""
+
+
+def _human_key(data: dict[str, Any]) -> str:
+    lines = [f"{k:16} {v}" for k, v in data.items() if k not in ("object",) and v not in (None, [], "")]
+    return "\n".join(lines)
+
+
+@keys.command("create")
+@click.option("--type", "key_type", type=click.Choice([t.value for t in KeyType]), default="secret")
+@click.option("--role", default=None, help="role (secret keys: viewer, operator, manager, admin, super_admin)")
+@click.option("--org", default=None, help="org id (default: SIDECAR_DEFAULT_ORG_ID)")
+@click.option("--team", default=None)
+@click.option("--user", default=None)
+@click.option("--permission", "permissions", multiple=True, help="a scope such as orders:read; repeatable")
+@click.option("--environment", type=click.Choice([e.value for e in Environment]), default="live")
+@click.option("--expires-at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"]))
+@click.option("--name", default="")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.pass_context
+def keys_create(
+    ctx: click.Context,
+    key_type: str,
+    role: str | None,
+    org: str | None,
+    team: str | None,
+    user: str | None,
+    permissions: tuple[str, ...],
+    environment: str,
+    expires_at: datetime | None,
+    name: str,
+    as_json: bool,
+) -> None:
+    """Create a key. The key is printed once and cannot be retrieved again."""
+    if expires_at is not None and expires_at.tzinfo is None:
+        from datetime import UTC
+
+        expires_at = expires_at.replace(tzinfo=UTC)
+    spec = NewKey(
+        type=KeyType(key_type),
+        role=role,
+        environment=Environment(environment),
+        name=name,
+        org_id=org,
+        team_id=team,
+        user_id=user,
+        permissions=permissions,
+        expires_at=expires_at,
+    )
+    settings = _settings(ctx)
+
+    async def action(service: KeyService) -> dict[str, Any]:
+        issued = await service.create(spec, grantor=None)
+        return {**key_json(issued.record, service.now()), "key": issued.key}
+
+    data = _run_with_keys(settings, action)
+    _emit(data, as_json, lambda: _human_key(data) + "\n\nStore the key now: it will not be shown again.")
+
+
+@keys.command("list")
+@click.option("--org", default=None)
+@click.option("--type", "key_type", type=click.Choice([t.value for t in KeyType]), default=None)
+@click.option("--limit", type=click.IntRange(1, 100), default=20)
+@click.option("--starting-after", default=None, help="id of the last key of the previous page")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def keys_list(
+    ctx: click.Context,
+    org: str | None,
+    key_type: str | None,
+    limit: int,
+    starting_after: str | None,
+    as_json: bool,
+) -> None:
+    """List keys, newest first (never their secrets)."""
+
+    async def action(service: KeyService) -> dict[str, Any]:
+        page = await service.list(
+            viewer=None,
+            org_id=org,
+            key_type=KeyType(key_type) if key_type else None,
+            limit=limit,
+            starting_after=starting_after,
+        )
+        now = service.now()
+        return {"data": [key_json(r, now) for r in page.data], "has_more": page.has_more}
+
+    data = _run_with_keys(_settings(ctx), action)
+
+    def human() -> str:
+        rows = [
+            f"{k['id']:28} {k['display']:16} {k['type']:11} {k['role']:11} {k['org_id']:14} {k['status']:8} {k['name']}"
+            for k in data["data"]
+        ]
+        more = "\n(more: --starting-after " + data["data"][-1]["id"] + ")" if data["has_more"] else ""
+        return "\n".join(rows) + more if rows else "no keys"
+
+    _emit(data, as_json, human)
+
+
+@keys.command("show")
+@click.argument("key_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def keys_show(ctx: click.Context, key_id: str, as_json: bool) -> None:
+    """Show one key."""
+
+    async def action(service: KeyService) -> dict[str, Any]:
+        return key_json(await service.get(key_id, viewer=None), service.now())
+
+    data = _run_with_keys(_settings(ctx), action)
+    _emit(data, as_json, lambda: _human_key(data))
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def keys_revoke(ctx: click.Context, key_id: str, as_json: bool) -> None:
+    """Revoke a key at once."""
+
+    async def action(service: KeyService) -> dict[str, Any]:
+        return key_json(await service.revoke(key_id, viewer=None), service.now())
+
+    data = _run_with_keys(_settings(ctx), action)
+    _emit(data, as_json, lambda: f"revoked {data['id']} ({data['display']})")
+
+
+@keys.command("roll")
+@click.argument("key_id")
+@click.option("--expires-in", type=click.IntRange(0, 30 * 86400), default=0, help="seconds the old key keeps working")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def keys_roll(ctx: click.Context, key_id: str, expires_in: int, as_json: bool) -> None:
+    """Replace a key with a new one; the old one works for --expires-in more seconds."""
+
+    async def action(service: KeyService) -> dict[str, Any]:
+        issued, old = await service.roll(key_id, expires_in_s=expires_in, viewer=None)
+        now = service.now()
+        return {**key_json(issued.record, now), "key": issued.key, "previous": key_json(old, now)}
+
+    data = _run_with_keys(_settings(ctx), action)
+    _emit(
+        data,
+        as_json,
+        lambda: (
+            _human_key({k: v for k, v in data.items() if k != "previous"})
+            + f"\n\nprevious key {data['previous']['id']} expires at {data['previous']['expires_at']}"
+            + "\nStore the new key now: it will not be shown again."
+        ),
+    )
+
+
+@keys.command("generate")
+@click.option("--type", "key_type", type=click.Choice([t.value for t in KeyType]), default="secret")
+@click.option("--role", default="super_admin")
+@click.option("--environment", type=click.Choice([e.value for e in Environment]), default="live")
+def keys_generate(key_type: str, role: str, environment: str) -> None:
+    """Print a well-formed key without storing it (e.g. for SIDECAR_BOOTSTRAP_ADMIN_KEY)."""
+    click.echo(keyformat.mint(keyformat.prefix_for(KeyType(key_type), role, Environment(environment))))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Business rules. No HTTP, SQL, Redis, environment or wall-clock reads here."""

@@ -1,0 +1,49 @@
+"""Authentication of a presented bearer credential: an API key, or a session JWT."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sidecar.domain import keyformat
+from sidecar.domain.keys import KeyService
+from sidecar.errors import InvalidToken, Unauthorized
+from sidecar.models import Principal
+
+
+class TokenVerifier(Protocol):
+    async def verify(self, token: str) -> Principal:
+        """The principal a valid session JWT carries; raises ``InvalidToken``/``TokenExpired``."""
+        ...
+
+
+def bearer_credential(authorization: str | None) -> str | None:
+    """The credential of an ``Authorization: Bearer <credential>`` header, else ``None``."""
+    if not authorization:
+        return None
+    scheme, _, credential = authorization.strip().partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential or " " in credential:
+        return None
+    return credential
+
+
+class Authenticator:
+    """Routes a credential to the API-key or the JWT path by its shape; never falls through."""
+
+    def __init__(self, keys: KeyService, tokens: TokenVerifier | None = None) -> None:
+        self._keys = keys
+        self._tokens = tokens
+
+    async def authenticate(self, credential: str | None) -> Principal:
+        if credential is None:
+            raise Unauthorized(
+                "no credentials: send an API key or token as 'Authorization: Bearer <key>'",
+                reason="no_credentials",
+            )
+        if keyformat.looks_like_api_key(credential):
+            return await self._keys.authenticate(credential)
+        if self._tokens is not None and credential.count(".") == 2:
+            return await self._tokens.verify(credential)
+        raise InvalidToken(
+            "the credential is neither a valid API key nor a valid token", reason="credential_unrecognised"
+        )

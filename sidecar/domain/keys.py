@@ -1,0 +1,313 @@
+"""API keys: mint, store a digest, authenticate (the hot path), list, revoke, roll."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sidecar.domain import keyformat, scopes
+from sidecar.domain.keyformat import KeyPrefix
+from sidecar.domain.rbac import Policy
+from sidecar.errors import (
+    Conflict,
+    ExpiredApiKey,
+    Forbidden,
+    InvalidApiKey,
+    InvalidRequest,
+    NotFound,
+    RevokedApiKey,
+)
+from sidecar.models import ApiKeyRecord, CredentialType, Environment, KeyType, Page, Principal
+from sidecar.ports import Clock, KeyCache, KeyStore
+
+SYSTEM_ORGS_SCOPE = "system:orgs"
+MAX_NAME_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """What a caller asks for when creating a key; unset fields take defaults from the type."""
+
+    type: KeyType = KeyType.SECRET
+    role: str | None = None
+    environment: Environment = Environment.LIVE
+    name: str = ""
+    org_id: str | None = None
+    team_id: str | None = None
+    user_id: str | None = None
+    permissions: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+    allowed_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A newly minted key: the only moment the key itself exists outside the caller's hands."""
+
+    record: ApiKeyRecord
+    key: str
+
+
+def new_key_id() -> str:
+    return "key_" + "".join(secrets.choice(keyformat.BASE62) for _ in range(24))
+
+
+class KeyService:
+    def __init__(
+        self,
+        store: KeyStore,
+        cache: KeyCache,
+        clock: Clock,
+        policy: Policy,
+        *,
+        default_org_id: str,
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._clock = clock
+        self._policy = policy
+        self._default_org = default_org_id
+        self._last_used: dict[str, datetime] = {}
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    # --- the hot path -------------------------------------------------------------------------
+
+    async def authenticate(self, key: str) -> Principal:
+        """The principal for a presented key; raises a 401-class error for any bad key.
+
+        A key whose checksum fails never reaches the cache or the store.
+        """
+        return self.principal_for(await self.verify(key))
+
+    async def verify(self, key: str) -> ApiKeyRecord:
+        if keyformat.parse(key) is None:
+            raise InvalidApiKey("the API key is not valid", reason="api_key_malformed")
+        digest = keyformat.digest(key)
+        hit, record = self._cache.get(digest)
+        if not hit:
+            record = await self._store.get_key_by_digest(digest)
+            self._cache.put(digest, record)
+        if record is None or not hmac.compare_digest(record.digest, digest):
+            raise InvalidApiKey("the API key is not valid", reason="api_key_unknown")
+        now = self._clock.now()
+        if record.revoked_at is not None:
+            raise RevokedApiKey("the API key has been revoked", reason="api_key_revoked")
+        if record.is_expired(now):
+            raise ExpiredApiKey("the API key has expired", reason="api_key_expired")
+        self._last_used[record.id] = now
+        return record
+
+    def principal_for(self, record: ApiKeyRecord) -> Principal:
+        policy = self._policy
+        scopes = record.permissions or policy.role_scopes(record.role)
+        return Principal(
+            credential_type=CredentialType.API_KEY,
+            subject=record.user_id or record.id,
+            org_id=record.org_id,
+            team_id=record.team_id,
+            user_id=record.user_id,
+            role=record.role,
+            allowed_roles=policy.acts_as(record.role),
+            scopes=scopes,
+            environment=record.environment,
+            key_id=record.id,
+            key_type=record.type,
+            expires_at=record.expires_at,
+        )
+
+    # --- last_used_at, batched off the hot path ----------------------------------------------
+
+    async def flush_last_used(self) -> int:
+        """Write the batched ``last_used_at`` times; returns how many keys were touched."""
+        if not self._last_used:
+            return 0
+        batch, self._last_used = self._last_used, {}
+        await self._store.touch_keys(batch)
+        return len(batch)
+
+    # --- management ---------------------------------------------------------------------------
+
+    async def create(self, spec: NewKey, *, grantor: Principal | None) -> IssuedKey:
+        """Mint a key. ``grantor`` is the calling credential; ``None`` is the local operator (CLI)."""
+        prefix, role, permissions = self._resolve_type(spec)
+        org_id = spec.org_id or (grantor.org_id if grantor and grantor.org_id else self._default_org)
+        self._check_spec(spec, org_id)
+        if grantor is not None:
+            self._check_grantor(grantor, role, permissions or self._policy.role_scopes(role), org_id)
+        key = keyformat.mint(prefix)
+        record = ApiKeyRecord(
+            id=new_key_id(),
+            digest=keyformat.digest(key),
+            prefix=prefix.prefix,
+            last4=key[-4:],
+            name=spec.name,
+            type=spec.type,
+            role=role,
+            environment=spec.environment,
+            org_id=org_id,
+            team_id=spec.team_id,
+            user_id=spec.user_id,
+            permissions=permissions,
+            created_at=self._clock.now(),
+            expires_at=spec.expires_at,
+            allowed_origins=spec.allowed_origins,
+        )
+        await self._store.insert_key(record)
+        self._cache.evict(record.digest)  # a cached 'no such key' must not outlive the key's birth
+        return IssuedKey(record=record, key=key)
+
+    def _resolve_type(self, spec: NewKey) -> tuple[KeyPrefix, str, tuple[str, ...]]:
+        policy = self._policy
+        permissions = tuple(dict.fromkeys(spec.permissions))
+        policy.check_scopes_known(permissions)
+        if spec.type is KeyType.PUBLISHABLE:
+            role = spec.role or "anonymous"
+            if role != "anonymous":
+                raise InvalidRequest("publishable keys always have the role anonymous", reason="bad_role")
+        elif spec.type is KeyType.RESTRICTED:
+            role = spec.role or "restricted"
+            if role != "restricted":
+                raise InvalidRequest("restricted keys always have the role restricted", reason="bad_role")
+            if not permissions:
+                raise InvalidRequest("a restricted key needs at least one permission", reason="no_permissions")
+        else:
+            role = spec.role or keyformat.prefix_for(KeyType.SECRET, "operator", spec.environment).default_role
+            if not policy.has_role(role) or role in ("anonymous", "restricted"):
+                raise InvalidRequest(f"secret keys cannot have the role {role!r}", reason="bad_role")
+        if spec.type is not KeyType.RESTRICTED and permissions:
+            beyond = scopes.within(policy.role_scopes(role), permissions)
+            if beyond:
+                raise InvalidRequest(
+                    f"permission(s) beyond what the role {role} allows: {', '.join(beyond)}",
+                    reason="permissions_beyond_role",
+                )
+        return keyformat.prefix_for(spec.type, role, spec.environment), role, permissions
+
+    def _check_spec(self, spec: NewKey, org_id: str) -> None:
+        if len(spec.name) > MAX_NAME_LENGTH:
+            raise InvalidRequest(f"name is longer than {MAX_NAME_LENGTH} characters", reason="bad_name")
+        if spec.expires_at is not None and spec.expires_at <= self._clock.now():
+            raise InvalidRequest("expires_at must be in the future", reason="expiry_in_past")
+        if not org_id:
+            raise InvalidRequest("org_id must not be empty", reason="bad_org")
+
+    def _check_grantor(self, grantor: Principal, role: str, scopes: tuple[str, ...], org_id: str) -> None:
+        self._policy.check_can_grant(grantor, role, scopes)
+        if org_id != grantor.org_id and not _holds(grantor, SYSTEM_ORGS_SCOPE):
+            raise Forbidden(
+                f"this credential cannot act in another organisation: missing scope {SYSTEM_ORGS_SCOPE}",
+                reason="cross_org",
+            )
+
+    async def get(self, key_id: str, *, viewer: Principal | None) -> ApiKeyRecord:
+        record = await self._store.get_key(key_id)
+        if record is None or not _may_see(viewer, record):
+            raise NotFound(f"no API key with id {key_id}", reason="key_not_found")
+        return record
+
+    async def list(
+        self,
+        *,
+        viewer: Principal | None,
+        org_id: str | None,
+        key_type: KeyType | None,
+        limit: int,
+        starting_after: str | None,
+    ) -> Page[ApiKeyRecord]:
+        if viewer is not None and not _holds(viewer, SYSTEM_ORGS_SCOPE):
+            if org_id is not None and org_id != viewer.org_id:
+                raise Forbidden(
+                    f"this credential cannot list another organisation's keys: missing scope {SYSTEM_ORGS_SCOPE}",
+                    reason="cross_org",
+                )
+            org_id = viewer.org_id
+        return await self._store.list_keys(org_id=org_id, key_type=key_type, limit=limit, starting_after=starting_after)
+
+    async def revoke(self, key_id: str, *, viewer: Principal | None) -> ApiKeyRecord:
+        record = await self.get(key_id, viewer=viewer)
+        revoked = await self._store.revoke_key(record.id, self._clock.now())
+        if revoked is None:
+            raise NotFound(f"no API key with id {key_id}", reason="key_not_found")
+        self._cache.evict(record.digest)
+        return revoked
+
+    async def roll(self, key_id: str, *, expires_in_s: int, viewer: Principal | None) -> tuple[IssuedKey, ApiKeyRecord]:
+        """Issue a successor with the same attributes; the old key lives ``expires_in_s`` more seconds."""
+        old = await self.get(key_id, viewer=viewer)
+        now = self._clock.now()
+        if old.revoked_at is not None or old.is_expired(now):
+            raise Conflict("only an active key can be rolled", reason="key_not_active")
+        if old.rolled_to is not None:
+            raise Conflict(f"this key was already rolled to {old.rolled_to}", reason="key_already_rolled")
+        old_expiry = now + timedelta(seconds=expires_in_s)
+        if old.expires_at is not None and old.expires_at < old_expiry:
+            old_expiry = old.expires_at
+        key = keyformat.mint(keyformat.prefix_for(old.type, old.role, old.environment))
+        new = replace(
+            old,
+            id=new_key_id(),
+            digest=keyformat.digest(key),
+            last4=key[-4:],
+            created_at=now,
+            last_used_at=None,
+            rolled_to=None,
+        )
+        await self._store.roll_key(old.id, old_expiry, new)
+        self._cache.evict(old.digest)
+        updated = replace(old, expires_at=old_expiry, rolled_to=new.id)
+        return IssuedKey(record=new, key=key), updated
+
+    # --- bootstrap ----------------------------------------------------------------------------
+
+    async def bootstrap(self, supplied_key: str | None) -> IssuedKey | None:
+        """On an empty store, create the first super-admin key (or import the operator's).
+
+        Returns the new key when one was minted here (to be shown once), else ``None``.
+        """
+        if await self._store.count_keys() > 0:
+            return None
+        if supplied_key is not None:
+            prefix = keyformat.parse(supplied_key)
+            if prefix is None or prefix.prefix not in ("sk_super_", "sk_admin_"):
+                raise InvalidRequest(
+                    "SIDECAR_BOOTSTRAP_ADMIN_KEY must be a well-formed sk_super_ or sk_admin_ key "
+                    "(generate one with `sidecar keys generate --role super_admin`)",
+                    reason="bad_bootstrap_key",
+                )
+            record = self._bootstrap_record(supplied_key, prefix)
+            await self._store.insert_key(record)
+            return None
+        prefix = keyformat.prefix_for(KeyType.SECRET, "super_admin", Environment.LIVE)
+        key = keyformat.mint(prefix)
+        record = self._bootstrap_record(key, prefix)
+        await self._store.insert_key(record)
+        return IssuedKey(record=record, key=key)
+
+    def _bootstrap_record(self, key: str, prefix: KeyPrefix) -> ApiKeyRecord:
+        return ApiKeyRecord(
+            id=new_key_id(),
+            digest=keyformat.digest(key),
+            prefix=prefix.prefix,
+            last4=key[-4:],
+            name="bootstrap admin key",
+            type=KeyType.SECRET,
+            role=prefix.default_role,
+            environment=Environment.LIVE,
+            org_id=self._default_org,
+            team_id=None,
+            user_id=None,
+            permissions=(),
+            created_at=self._clock.now(),
+        )
+
+
+def _holds(principal: Principal, scope: str) -> bool:
+    return scopes.allows(principal.scopes, scope)
+
+
+def _may_see(viewer: Principal | None, record: ApiKeyRecord) -> bool:
+    return viewer is None or record.org_id == viewer.org_id or _holds(viewer, SYSTEM_ORGS_SCOPE)

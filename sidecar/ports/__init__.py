@@ -1,0 +1,78 @@
+"""Ports: the small Protocols domain services use to reach the outside world.
+
+Adapters (``sqlite``, ``postgres``, ``memory_cache``, ``clock``) implement them; only
+``sidecar.app`` and the CLI pick an adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Protocol
+
+from sidecar.models import ApiKeyRecord, KeyType, Page
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back; for TTLs and intervals."""
+        ...
+
+
+class KeyStore(Protocol):
+    """Durable storage of API key records, looked up by id or by the key's digest."""
+
+    async def ping(self) -> None:
+        """Raise if the store cannot answer."""
+        ...
+
+    async def insert_key(self, record: ApiKeyRecord) -> None: ...
+
+    async def get_key(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    async def get_key_by_digest(self, digest: str) -> ApiKeyRecord | None: ...
+
+    async def list_keys(
+        self,
+        *,
+        org_id: str | None,
+        key_type: KeyType | None,
+        limit: int,
+        starting_after: str | None,
+    ) -> Page[ApiKeyRecord]:
+        """Newest first; ``starting_after`` is the id of the last record of the previous page."""
+        ...
+
+    async def count_keys(self) -> int: ...
+
+    async def revoke_key(self, key_id: str, at: datetime) -> ApiKeyRecord | None:
+        """Mark revoked (idempotent: an already revoked key keeps its first revocation time)."""
+        ...
+
+    async def roll_key(self, old_id: str, old_expires_at: datetime, new: ApiKeyRecord) -> None:
+        """Insert ``new`` and shorten the old key's expiry, atomically."""
+        ...
+
+    async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
+        """Record when each key id was last used (a batch; later times win)."""
+        ...
+
+
+class KeyCache(Protocol):
+    """The in-process tier of key lookups: bounded, with TTLs, synchronous (no I/O)."""
+
+    def get(self, digest: str) -> tuple[bool, ApiKeyRecord | None]:
+        """``(hit, record)``; a hit with ``None`` is a cached 'no such key'."""
+        ...
+
+    def put(self, digest: str, record: ApiKeyRecord | None) -> None: ...
+
+    def evict(self, digest: str) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def __len__(self) -> int: ...

@@ -1,0 +1,48 @@
+"""The in-process key-lookup cache: an LRU bounded in size, with separate TTLs for hits and misses."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from sidecar.models import ApiKeyRecord
+from sidecar.ports import Clock
+
+
+class MemoryKeyCache:
+    def __init__(self, clock: Clock, *, max_entries: int, ttl_s: float, negative_ttl_s: float) -> None:
+        self._clock = clock
+        self._max = max_entries
+        self._ttl = ttl_s
+        self._negative_ttl = negative_ttl_s
+        self._entries: OrderedDict[str, tuple[float, ApiKeyRecord | None]] = OrderedDict()
+
+    def get(self, digest: str) -> tuple[bool, ApiKeyRecord | None]:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return False, None
+        deadline, record = entry
+        if deadline <= self._clock.monotonic():
+            del self._entries[digest]
+            return False, None
+        self._entries.move_to_end(digest)
+        return True, record
+
+    def put(self, digest: str, record: ApiKeyRecord | None) -> None:
+        if self._max <= 0:
+            return
+        ttl = self._ttl if record is not None else self._negative_ttl
+        if ttl <= 0:
+            return
+        self._entries[digest] = (self._clock.monotonic() + ttl, record)
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def evict(self, digest: str) -> None:
+        self._entries.pop(digest, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,185 @@
+"""The embedded key store: one SQLite file (WAL mode) through aiosqlite."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from sidecar.errors import Unavailable
+from sidecar.models import ApiKeyRecord, KeyType, Page
+from sidecar.ports.rows import KEY_COLUMNS, key_to_row, row_to_key, to_ts
+
+#: Versioned schema migrations; each runs once, in order, inside one transaction.
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            digest TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            last4 TEXT NOT NULL,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            role TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            org_id TEXT NOT NULL,
+            team_id TEXT,
+            user_id TEXT,
+            permissions TEXT NOT NULL,
+            allowed_origins TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL,
+            revoked_at REAL,
+            last_used_at REAL,
+            rolled_to TEXT
+        );
+        CREATE INDEX api_keys_by_org_created ON api_keys (org_id, created_at DESC, id DESC);
+        CREATE INDEX api_keys_by_created ON api_keys (created_at DESC, id DESC);
+        """,
+    ),
+)
+
+_SELECT = f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys"  # noqa: S608 - fixed column list
+
+
+class SqliteKeyStore:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path) -> AsyncIterator[SqliteKeyStore]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await db.execute("PRAGMA foreign_keys=ON")
+            store = cls(db)
+            await store.migrate()
+            yield store
+        finally:
+            await db.close()
+
+    async def migrate(self) -> None:
+        await self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
+        )
+        async with self._db.execute("SELECT version FROM schema_migrations") as cur:
+            done = {row[0] for row in await cur.fetchall()}
+        for version, sql in MIGRATIONS:
+            if version in done:
+                continue
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # re-check inside the write lock: another process may have migrated meanwhile
+                async with self._db.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)) as cur:
+                    if await cur.fetchone() is None:
+                        for statement in filter(str.strip, sql.split(";")):
+                            await self._db.execute(statement)
+                        await self._db.execute(
+                            "INSERT INTO schema_migrations VALUES (?, strftime('%s','now'))", (version,)
+                        )
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+
+    async def ping(self) -> None:
+        try:
+            await self._db.execute("SELECT 1")
+        except (sqlite3.Error, ValueError) as exc:
+            raise Unavailable("the key store is unavailable", reason="store_unavailable") from exc
+
+    async def _one(self, sql: str, params: tuple[Any, ...]) -> ApiKeyRecord | None:
+        try:
+            async with self._db.execute(sql, params) as cur:
+                row = await cur.fetchone()
+        except (sqlite3.Error, ValueError) as exc:
+            raise Unavailable("the key store is unavailable", reason="store_unavailable") from exc
+        return None if row is None else row_to_key(row)
+
+    async def insert_key(self, record: ApiKeyRecord) -> None:
+        placeholders = ", ".join("?" for _ in KEY_COLUMNS)
+        await self._db.execute(
+            f"INSERT INTO api_keys ({', '.join(KEY_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
+            key_to_row(record),
+        )
+
+    async def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        return await self._one(f"{_SELECT} WHERE id = ?", (key_id,))
+
+    async def get_key_by_digest(self, digest: str) -> ApiKeyRecord | None:
+        return await self._one(f"{_SELECT} WHERE digest = ?", (digest,))
+
+    async def list_keys(
+        self,
+        *,
+        org_id: str | None,
+        key_type: KeyType | None,
+        limit: int,
+        starting_after: str | None,
+    ) -> Page[ApiKeyRecord]:
+        where: list[str] = []
+        params: list[Any] = []
+        if org_id is not None:
+            where.append("org_id = ?")
+            params.append(org_id)
+        if key_type is not None:
+            where.append("type = ?")
+            params.append(key_type.value)
+        if starting_after is not None:
+            cursor = await self.get_key(starting_after)
+            if cursor is None:
+                return Page(data=[], has_more=False)
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params += [to_ts(cursor.created_at), to_ts(cursor.created_at), cursor.id]
+        sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        params.append(limit + 1)
+        async with self._db.execute(sql, params) as cur:
+            rows = await cur.fetchall()
+        records = [row_to_key(r) for r in rows]
+        return Page(data=records[:limit], has_more=len(records) > limit)
+
+    async def count_keys(self) -> int:
+        async with self._db.execute("SELECT count(*) FROM api_keys") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def revoke_key(self, key_id: str, at: datetime) -> ApiKeyRecord | None:
+        await self._db.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (to_ts(at), key_id)
+        )
+        return await self.get_key(key_id)
+
+    async def roll_key(self, old_id: str, old_expires_at: datetime, new: ApiKeyRecord) -> None:
+        placeholders = ", ".join("?" for _ in KEY_COLUMNS)
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._db.execute(
+                f"INSERT INTO api_keys ({', '.join(KEY_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
+                key_to_row(new),
+            )
+            await self._db.execute(
+                "UPDATE api_keys SET expires_at = ?, rolled_to = ? WHERE id = ?",
+                (to_ts(old_expires_at), new.id, old_id),
+            )
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+
+    async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
+        await self._db.executemany(
+            "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?",
+            [(to_ts(at), key_id) for key_id, at in last_used.items()],
+        )

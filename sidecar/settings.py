@@ -1,0 +1,92 @@
+"""Configuration: the only module that reads environment variables and ``config/*.yaml`` files.
+
+Built once at start-up (``load_settings``) and passed down; a bad value stops the process with a
+message naming the variable, before it listens.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sidecar.domain.rbac import RoleModel
+from sidecar.errors import ConfigError
+
+
+class KeyCacheSettings(BaseModel):
+    """The in-process cache of verified keys in front of the store."""
+
+    model_config = ConfigDict(frozen=True)
+    max_entries: int = Field(100_000, ge=0, description="bound on cached lookups (hits and misses)")
+    ttl_s: float = Field(30.0, ge=0, description="how long a found key is trusted without the store")
+    negative_ttl_s: float = Field(5.0, ge=0, description="how long a well-formed unknown key stays unknown")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SIDECAR_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        None, description="sqlite:///path or postgresql://…; default: SQLite file in data_dir"
+    )
+    redis_url: str | None = None
+    bootstrap_admin_key: SecretStr | None = None
+    default_org_id: str = Field("org_default", min_length=1)
+    roles_file: Path | None = Field(None, description="default: the packaged config/roles.yaml")
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    last_used_flush_s: float = Field(10.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    key_cache: KeyCacheSettings = KeyCacheSettings()
+
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'sidecar.db'}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from ``SIDECAR_*`` variables (plus ``overrides``); ``ConfigError`` names bad values."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, env_prefix="SIDECAR_")) from None
+
+
+def describe_validation_error(exc: ValidationError, *, env_prefix: str = "") -> str:
+    lines = []
+    for err in exc.errors():
+        name = (
+            env_prefix + "__".join(str(p) for p in err["loc"]).upper()
+            if env_prefix
+            else ".".join(str(p) for p in err["loc"])
+        )
+        lines.append(f"{name}: {err['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def default_roles_text() -> str:
+    return resources.files("sidecar").joinpath("config/roles.yaml").read_text(encoding="utf-8")
+
+
+def load_role_model(path: Path | None) -> RoleModel:
+    """Read and validate the roles file; errors name the file and the bad entry."""
+    where = str(path) if path else "packaged roles.yaml"
+    try:
+        text = path.read_text(encoding="utf-8") if path else default_roles_text()
+        data = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read roles file {where}: {exc}") from None
+    try:
+        return RoleModel.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {describe_validation_error(exc)}") from None

@@ -1,0 +1,1 @@
+"""The HTTP edge: parse requests into domain values, call one service method, render the result."""

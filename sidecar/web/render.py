@@ -1,0 +1,69 @@
+"""JSON shapes of our objects on the wire (never containing a key or its digest)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sidecar.domain.rbac import Policy
+from sidecar.models import ApiKeyRecord, Page, Principal
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def key_json(record: ApiKeyRecord, now: datetime) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "object": "api_key",
+        "name": record.name,
+        "type": record.type.value,
+        "role": record.role,
+        "environment": record.environment.value,
+        "org_id": record.org_id,
+        "team_id": record.team_id,
+        "user_id": record.user_id,
+        "permissions": list(record.permissions),
+        "allowed_origins": list(record.allowed_origins),
+        "prefix": record.prefix,
+        "last4": record.last4,
+        "display": record.display,
+        "status": record.status(now),
+        "created_at": iso(record.created_at),
+        "expires_at": iso(record.expires_at),
+        "revoked_at": iso(record.revoked_at),
+        "last_used_at": iso(record.last_used_at),
+        "rolled_to": record.rolled_to,
+    }
+
+
+def page_json(page: Page[ApiKeyRecord], now: datetime, *, url: str) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "url": url,
+        "data": [key_json(r, now) for r in page.data],
+        "has_more": page.has_more,
+    }
+
+
+def principal_json(principal: Principal, policy: Policy, *, with_matrix: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "credential_type": principal.credential_type.value,
+        "role": principal.role,
+        "allowed_roles": list(principal.allowed_roles),
+        "scopes": list(principal.scopes),
+        "org_id": principal.org_id,
+        "team_id": principal.team_id,
+        "user_id": principal.user_id,
+        "key_id": principal.key_id,
+        "key_type": principal.key_type.value if principal.key_type else None,
+        "environment": principal.environment.value,
+        "expires_at": iso(principal.expires_at),
+    }
+    if with_matrix and policy.has_role(principal.role):
+        body["matrix"] = {
+            resource: {"actions": list(grant.actions), "ownership": grant.ownership}
+            for resource, grant in policy.model.roles[principal.role].matrix.items()
+        }
+    return body

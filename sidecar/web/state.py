@@ -1,0 +1,21 @@
+"""Typed application state: the services bundle the handlers use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from sidecar.domain.authn import Authenticator
+from sidecar.domain.keys import KeyService
+from sidecar.domain.rbac import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    keys: KeyService
+    policy: Policy
+    authenticator: Authenticator
+
+
+SERVICES = web.AppKey("services", Services)
