@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -15,10 +16,10 @@ from sidecar.domain.authn import Authenticator
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.errors import ConfigError
-from sidecar.ports import Clock, KeyStore
+from sidecar.ports import Clock, KeyStore, sqlite
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
-from sidecar.ports.sqlite import SqliteKeyStore
+from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.settings import Settings, load_role_model
 from sidecar.web import auth, keys
 from sidecar.web.errors import error_middleware
@@ -28,14 +29,31 @@ log = logging.getLogger("sidecar")
 BootstrapHook = Callable[[IssuedKey], None]
 
 
+#: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
+SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS,)
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """The durable stores of one database; components add theirs as fields."""
+
+    keys: KeyStore
+
+
 @asynccontextmanager
-async def open_store(url: str) -> AsyncIterator[KeyStore]:
-    """The key store for ``sqlite:///path`` or ``postgresql://…``."""
+async def open_stores(url: str) -> AsyncIterator[Stores]:
+    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated."""
     if url.startswith("sqlite:///"):
-        async with SqliteKeyStore.open(Path(url.removeprefix("sqlite:///"))) as store:
-            yield store
+        async with sqlite.SqliteDatabase.open(Path(url.removeprefix("sqlite:///")), SQLITE_MIGRATIONS) as db:
+            yield Stores(keys=sqlite.SqliteKeyStore(db))
         return
     raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
+
+
+def build_sealer(settings: Settings) -> Sealer:
+    if settings.master_key is not None:
+        return Sealer(decode_master_key(settings.master_key.get_secret_value()))
+    return Sealer(load_or_create_master_key(settings.data_dir / "master.key"))
 
 
 def build_key_service(settings: Settings, store: KeyStore, clock: Clock, policy: Policy) -> KeyService:
@@ -70,8 +88,8 @@ def create_app(
 
     @asynccontextmanager
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with open_store(settings.store_url()) as store:
-            key_service = build_key_service(settings, store, clock, policy)
+        async with open_stores(settings.store_url()) as stores:
+            key_service = build_key_service(settings, stores.keys, clock, policy)
             app[SERVICES] = Services(keys=key_service, policy=policy, authenticator=Authenticator(key_service))
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)

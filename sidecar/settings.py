@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = None
     bootstrap_admin_key: SecretStr | None = None
+    master_key: SecretStr | None = Field(
+        None, description="base64 of 32 bytes; encrypts stored secrets. Default: generated into data_dir"
+    )
     default_org_id: str = Field("org_default", min_length=1)
     roles_file: Path | None = Field(None, description="default: the packaged config/roles.yaml")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,21 @@ from sidecar.errors import Unavailable
 from sidecar.models import ApiKeyRecord, KeyType, Page
 from sidecar.ports.rows import KEY_COLUMNS, key_to_row, row_to_key, to_ts
 
-#: Versioned schema migrations; each runs once, in order, inside one transaction.
-MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step of one component (``api_keys``, ``signing_keys``, …), applied once."""
+
+    component: str
+    version: int
+    sql: str
+
+
+#: The key store's schema. Other components keep their own ``Migration`` lists in their own
+#: modules; ``SqliteDatabase.open`` runs them all, each (component, version) once, in order.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "api_keys",
         1,
         """
         CREATE TABLE api_keys (
@@ -49,49 +62,70 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
 _SELECT = f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys"  # noqa: S608 - fixed column list
 
 
+class SqliteDatabase:
+    """One SQLite file (WAL mode) shared by every SQLite-backed store of the process."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self.connection = connection
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> AsyncIterator[SqliteDatabase]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            connection.row_factory = aiosqlite.Row
+            await connection.execute("PRAGMA journal_mode=WAL")
+            await connection.execute("PRAGMA busy_timeout=5000")
+            await connection.execute("PRAGMA foreign_keys=ON")
+            database = cls(connection)
+            await database.migrate(migrations)
+            yield database
+        finally:
+            await connection.close()
+
+    async def migrate(self, migrations: Sequence[Migration]) -> None:
+        db = self.connection
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " component TEXT NOT NULL, version INTEGER NOT NULL, applied_at REAL,"
+            " PRIMARY KEY (component, version))"
+        )
+        async with db.execute("SELECT component, version FROM schema_migrations") as cur:
+            done = {(row[0], row[1]) for row in await cur.fetchall()}
+        for migration in sorted(migrations, key=lambda m: (m.component, m.version)):
+            if (migration.component, migration.version) in done:
+                continue
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                # re-check inside the write lock: another process may have migrated meanwhile
+                async with db.execute(
+                    "SELECT 1 FROM schema_migrations WHERE component = ? AND version = ?",
+                    (migration.component, migration.version),
+                ) as cur:
+                    if await cur.fetchone() is None:
+                        for statement in filter(str.strip, migration.sql.split(";")):
+                            await db.execute(statement)
+                        await db.execute(
+                            "INSERT INTO schema_migrations VALUES (?, ?, strftime('%s','now'))",
+                            (migration.component, migration.version),
+                        )
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+
 class SqliteKeyStore:
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._db = database.connection
 
     @classmethod
     @asynccontextmanager
     async def open(cls, path: Path) -> AsyncIterator[SqliteKeyStore]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            db.row_factory = aiosqlite.Row
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA busy_timeout=5000")
-            await db.execute("PRAGMA foreign_keys=ON")
-            store = cls(db)
-            await store.migrate()
-            yield store
-        finally:
-            await db.close()
-
-    async def migrate(self) -> None:
-        await self._db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
-        )
-        async with self._db.execute("SELECT version FROM schema_migrations") as cur:
-            done = {row[0] for row in await cur.fetchall()}
-        for version, sql in MIGRATIONS:
-            if version in done:
-                continue
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                # re-check inside the write lock: another process may have migrated meanwhile
-                async with self._db.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)) as cur:
-                    if await cur.fetchone() is None:
-                        for statement in filter(str.strip, sql.split(";")):
-                            await self._db.execute(statement)
-                        await self._db.execute(
-                            "INSERT INTO schema_migrations VALUES (?, strftime('%s','now'))", (version,)
-                        )
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
+        """A key store on its own database file (for tools and tests that need only keys)."""
+        async with SqliteDatabase.open(path) as database:
+            yield cls(database)
 
     async def ping(self) -> None:
         try:
