@@ -14,23 +14,27 @@ from aiohttp import web
 
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.keys import IssuedKey, KeyService
+from sidecar.domain.oauth_authorize import AuthorizationEndpoint
+from sidecar.domain.oauth_clients import OAuthClientService
+from sidecar.domain.oauth_tokens import AccessTokenIssuer, RevocationCheckingVerifier, TokenEndpoint
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.errors import ConfigError
-from sidecar.ports import Clock, KeyStore, sqlite
+from sidecar.ports import Clock, KeyStore, sqlite, sqlite_oauth
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
+from sidecar.ports.oauth import OAuthStore
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.settings import Settings, load_role_model
-from sidecar.web import auth, keys
+from sidecar.web import auth, keys, oauth, oauth_clients
 from sidecar.web.errors import error_middleware
-from sidecar.web.state import SERVICES, Services
+from sidecar.web.state import SERVICES, OAuthServices, Services
 
 log = logging.getLogger("sidecar")
 BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS,)
+SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_oauth.MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,7 @@ class Stores:
     """The durable stores of one database; components add theirs as fields."""
 
     keys: KeyStore
+    oauth: OAuthStore
 
 
 @asynccontextmanager
@@ -45,7 +50,7 @@ async def open_stores(url: str) -> AsyncIterator[Stores]:
     """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated."""
     if url.startswith("sqlite:///"):
         async with sqlite.SqliteDatabase.open(Path(url.removeprefix("sqlite:///")), SQLITE_MIGRATIONS) as db:
-            yield Stores(keys=sqlite.SqliteKeyStore(db))
+            yield Stores(keys=sqlite.SqliteKeyStore(db), oauth=sqlite_oauth.SqliteOAuthStore(db))
         return
     raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
 
@@ -66,6 +71,47 @@ def build_key_service(settings: Settings, store: KeyStore, clock: Clock, policy:
     return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id)
 
 
+def build_oauth_clients(settings: Settings, store: OAuthStore, clock: Clock, policy: Policy) -> OAuthClientService:
+    return OAuthClientService(store, clock, policy, default_org_id=settings.default_org_id)
+
+
+def build_oauth(
+    settings: Settings,
+    store: OAuthStore,
+    clock: Clock,
+    policy: Policy,
+    authenticator: Authenticator,
+    tokens: AccessTokenIssuer,
+) -> OAuthServices:
+    """The authorization server: clients, the consent pages' endpoint, and the token endpoint."""
+    config = settings.oauth
+    clients = build_oauth_clients(settings, store, clock, policy)
+    authorize = AuthorizationEndpoint(
+        store,
+        clients,
+        authenticator,
+        build_sealer(settings),
+        clock,
+        code_ttl_s=config.code_ttl_s,
+        session_ttl_s=config.session_ttl_s,
+    )
+    token_endpoint = TokenEndpoint(
+        store,
+        tokens,
+        RevocationCheckingVerifier(tokens, store),
+        clock,
+        access_ttl_s=config.access_ttl_s,
+        refresh_ttl_s=config.refresh_ttl_s,
+    )
+    return OAuthServices(
+        clients=clients,
+        authorize=authorize,
+        tokens=token_endpoint,
+        public_url=config.public_url,
+        cookie_secure=config.cookie_secure,
+    )
+
+
 async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
@@ -81,6 +127,7 @@ def create_app(
     clock: Clock | None = None,
     roles: RoleModel | None = None,
     on_bootstrap: BootstrapHook | None = None,
+    access_tokens: AccessTokenIssuer | None = None,
 ) -> web.Application:
     """Build the application; resources open when it starts and close when it stops."""
     clock = clock or SystemClock()
@@ -90,7 +137,14 @@ def create_app(
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_stores(settings.store_url()) as stores:
             key_service = build_key_service(settings, stores.keys, clock, policy)
-            app[SERVICES] = Services(keys=key_service, policy=policy, authenticator=Authenticator(key_service))
+            verifier = RevocationCheckingVerifier(access_tokens, stores.oauth) if access_tokens else None
+            authenticator = Authenticator(key_service, verifier)
+            oauth_services = (
+                build_oauth(settings, stores.oauth, clock, policy, authenticator, access_tokens)
+                if access_tokens
+                else None
+            )
+            app[SERVICES] = Services(keys=key_service, policy=policy, authenticator=authenticator, oauth=oauth_services)
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
             if issued is not None and on_bootstrap is not None:
@@ -106,6 +160,6 @@ def create_app(
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)
-    for module in (auth, keys):
+    for module in (auth, keys, oauth, oauth_clients):
         app.router.add_routes(module.routes)
     return app

@@ -12,14 +12,16 @@ from typing import Any, TypeVar
 import click
 from aiohttp import web
 
-from sidecar.app import build_key_service, create_app, open_stores
+from sidecar.app import build_key_service, build_oauth_clients, create_app, open_stores
 from sidecar.domain import keyformat
 from sidecar.domain.keys import IssuedKey, KeyService, NewKey
+from sidecar.domain.oauth_clients import NewClient, OAuthClientService
 from sidecar.domain.rbac import Policy
 from sidecar.errors import ConfigError, SidecarError
-from sidecar.models import Environment, KeyType
+from sidecar.models import ClientType, Environment, KeyType
 from sidecar.ports.clock import SystemClock
 from sidecar.settings import Settings, load_role_model, load_settings
+from sidecar.web.oauth_clients import client_json
 from sidecar.web.render import key_json
 
 T = TypeVar("T")
@@ -258,6 +260,98 @@ def keys_roll(ctx: click.Context, key_id: str, expires_in: int, as_json: bool) -
 def keys_generate(key_type: str, role: str, environment: str) -> None:
     """Print a well-formed key without storing it (e.g. for SIDECAR_BOOTSTRAP_ADMIN_KEY)."""
     click.echo(keyformat.mint(keyformat.prefix_for(KeyType(key_type), role, Environment(environment))))
+
+
+# --- sidecar oauth clients ------------------------------------------------------------------------
+
+
+def _run_with_oauth_clients(settings: Settings, action: Callable[[OAuthClientService], Awaitable[T]]) -> T:
+    async def go() -> T:
+        async with open_stores(settings.store_url()) as stores:
+            policy = Policy(load_role_model(settings.roles_file))
+            return await action(build_oauth_clients(settings, stores.oauth, SystemClock(), policy))
+
+    try:
+        return asyncio.run(go())
+    except SidecarError as exc:
+        _fail(exc.message)
+        raise  # unreachable: _fail exits
+
+
+@main.group()
+def oauth() -> None:
+    """The OAuth 2.0 authorization server for partners."""
+
+
+@oauth.group("clients")
+def oauth_clients() -> None:
+    """Register, list and delete OAuth clients (partner applications)."""
+
+
+@oauth_clients.command("create")
+@click.option("--name", required=True, help="shown to merchants on the consent page")
+@click.option("--type", "client_type", type=click.Choice([t.value for t in ClientType]), default="confidential")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, required=True, help="exact redirect URI; repeatable")
+@click.option("--scope", "scopes", multiple=True, required=True, help="a scope the client may ask for; repeatable")
+@click.option("--org", default=None, help="the client's own org (client_credentials); default SIDECAR_DEFAULT_ORG_ID")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.pass_context
+def oauth_clients_create(
+    ctx: click.Context,
+    name: str,
+    client_type: str,
+    redirect_uris: tuple[str, ...],
+    scopes: tuple[str, ...],
+    org: str | None,
+    as_json: bool,
+) -> None:
+    """Register a client. A confidential client's secret is printed once."""
+    spec = NewClient(name=name, type=ClientType(client_type), redirect_uris=redirect_uris, scopes=scopes, org_id=org)
+
+    async def action(service: OAuthClientService) -> dict[str, Any]:
+        issued = await service.create(spec, grantor=None)
+        return {**client_json(issued.client), "client_secret": issued.secret}
+
+    data = _run_with_oauth_clients(_settings(ctx), action)
+    note = "\n\nStore the client secret now: it will not be shown again." if data["client_secret"] else ""
+    _emit(data, as_json, lambda: _human_key(data) + note)
+
+
+@oauth_clients.command("list")
+@click.option("--limit", type=click.IntRange(1, 100), default=20)
+@click.option("--starting-after", default=None, help="id of the last client of the previous page")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def oauth_clients_list(ctx: click.Context, limit: int, starting_after: str | None, as_json: bool) -> None:
+    """List clients, newest first (never their secrets)."""
+
+    async def action(service: OAuthClientService) -> dict[str, Any]:
+        page = await service.list(viewer=None, limit=limit, starting_after=starting_after)
+        return {"data": [client_json(c) for c in page.data], "has_more": page.has_more}
+
+    data = _run_with_oauth_clients(_settings(ctx), action)
+
+    def human() -> str:
+        rows = [
+            f"{c['id']:28} {c['type']:12} {c['org_id']:14} {c['name']}  [{' '.join(c['scopes'])}]" for c in data["data"]
+        ]
+        return "\n".join(rows) if rows else "no OAuth clients"
+
+    _emit(data, as_json, human)
+
+
+@oauth_clients.command("delete")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def oauth_clients_delete(ctx: click.Context, client_id: str, as_json: bool) -> None:
+    """Delete a client and revoke every grant and token it holds."""
+
+    async def action(service: OAuthClientService) -> dict[str, Any]:
+        return {**client_json(await service.delete(client_id, viewer=None)), "deleted": True}
+
+    data = _run_with_oauth_clients(_settings(ctx), action)
+    _emit(data, as_json, lambda: f"deleted {data['id']} ({data['name']})")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,22 @@ class KeyCacheSettings(BaseModel):
     negative_ttl_s: float = Field(5.0, ge=0, description="how long a well-formed unknown key stays unknown")
 
 
+class OAuthSettings(BaseModel):
+    """The OAuth 2.0 authorization server for partners (``/oauth/*``)."""
+
+    model_config = ConfigDict(frozen=True)
+    public_url: str | None = Field(
+        None, description="this server's public base URL (the issuer); default: taken from each request"
+    )
+    code_ttl_s: int = Field(60, ge=10, le=600, description="authorization code lifetime")
+    access_ttl_s: int = Field(900, ge=60, le=86_400, description="access token lifetime")
+    refresh_ttl_s: int = Field(30 * 86_400, ge=300, le=365 * 86_400, description="refresh token lifetime")
+    session_ttl_s: int = Field(900, ge=60, le=86_400, description="consent page sign-in lifetime")
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        "auto", description="Secure flag on the sign-in cookie; auto: when the request came over TLS"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIDECAR_",
@@ -52,6 +68,7 @@ class Settings(BaseSettings):
     last_used_flush_s: float = Field(10.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     key_cache: KeyCacheSettings = KeyCacheSettings()
+    oauth: OAuthSettings = OAuthSettings()
 
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sidecar.db'}"

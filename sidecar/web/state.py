@@ -8,7 +8,21 @@ from aiohttp import web
 
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.keys import KeyService
+from sidecar.domain.oauth_authorize import AuthorizationEndpoint
+from sidecar.domain.oauth_clients import OAuthClientService
+from sidecar.domain.oauth_tokens import TokenEndpoint
 from sidecar.domain.rbac import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthServices:
+    """The OAuth authorization server, and the two HTTP-edge choices it needs."""
+
+    clients: OAuthClientService
+    authorize: AuthorizationEndpoint
+    tokens: TokenEndpoint
+    public_url: str | None
+    cookie_secure: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +30,7 @@ class Services:
     keys: KeyService
     policy: Policy
     authenticator: Authenticator
+    oauth: OAuthServices | None = None
 
 
 SERVICES = web.AppKey("services", Services)
