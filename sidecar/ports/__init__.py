@@ -76,3 +76,13 @@ class KeyCache(Protocol):
     def clear(self) -> None: ...
 
     def __len__(self) -> int: ...
+
+
+class SecretSealer(Protocol):
+    """Authenticated encryption of small secrets, bound to a purpose (see ``ports.sealer.Sealer``)."""
+
+    def seal(self, plaintext: bytes, *, purpose: str) -> str: ...
+
+    def unseal(self, token: str, *, purpose: str) -> bytes:
+        """The plaintext; raises ``ConfigError`` or ``ValueError`` if the token is not genuine."""
+        ...
