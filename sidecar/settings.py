@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="sqlite:///path or postgresql://…; default: SQLite file in data_dir"
     )
+    database_pool_size: int = Field(10, ge=1, le=1000, description="PostgreSQL: connections per process, at most")
+    database_timeout_s: float = Field(
+        5.0, gt=0, le=300, description="PostgreSQL: connect/query timeout before a request gets 503"
+    )
     redis_url: str | None = None
     bootstrap_admin_key: SecretStr | None = None
     master_key: SecretStr | None = Field(
