@@ -97,4 +97,16 @@ def load_role_model(path: Path | None) -> RoleModel:
     try:
         return RoleModel.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {describe_validation_error(exc)}") from None
+        raise ConfigError(f"{where}: {describe_file_error(exc)}") from None
+
+
+def describe_file_error(exc: ValidationError) -> str:
+    """A config file's errors: the entry's path and the problem; model checks speak for themselves."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        problem = (
+            str(err["ctx"]["error"]) if err["type"] == "value_error" and "error" in err.get("ctx", {}) else err["msg"]
+        )
+        lines.append(f"{where}: {problem}" if where else problem)
+    return "; ".join(lines)
