@@ -76,3 +76,14 @@ class KeyCache(Protocol):
     def clear(self) -> None: ...
 
     def __len__(self) -> int: ...
+
+
+class ReplayGuard(Protocol):
+    """Remembers verified webhook signatures (or message ids) so a second delivery is refused."""
+
+    async def first_use(self, key: str, ttl_s: float) -> bool:
+        """Record ``key`` for ``ttl_s`` seconds; ``False`` if it is already recorded (a replay).
+
+        Atomic: of two concurrent calls with the same key, exactly one gets ``True``.
+        """
+        ...
