@@ -76,6 +76,11 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(random.token_bytes(SECRET_BYTES)).decode("ascii")
 
 
+def new_message_id() -> str:
+    """A fresh Standard Webhooks message id (``webhook-id``)."""
+    return "msg_" + random.token_urlsafe(18)
+
+
 def _mac(key: bytes, message: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
