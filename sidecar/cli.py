@@ -13,6 +13,7 @@ import click
 from aiohttp import web
 
 from sidecar.app import build_key_service, create_app, open_stores, store_options
+from sidecar.cli_webhooks import webhooks
 from sidecar.domain import keyformat
 from sidecar.domain.keys import IssuedKey, KeyService, NewKey
 from sidecar.domain.rbac import Policy
@@ -258,6 +259,9 @@ def keys_roll(ctx: click.Context, key_id: str, expires_in: int, as_json: bool) -
 def keys_generate(key_type: str, role: str, environment: str) -> None:
     """Print a well-formed key without storing it (e.g. for SIDECAR_BOOTSTRAP_ADMIN_KEY)."""
     click.echo(keyformat.mint(keyformat.prefix_for(KeyType(key_type), role, Environment(environment))))
+
+
+main.add_command(webhooks)
 
 
 if __name__ == "__main__":  # pragma: no cover
