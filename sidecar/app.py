@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from sidecar.domain.authn import Authenticator
+from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.errors import ConfigError
@@ -23,7 +24,7 @@ from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.redis_wiring import INVALIDATIONS, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model
-from sidecar.web import auth, keys
+from sidecar.web import auth, dashboard, keys
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
 
@@ -89,6 +90,7 @@ def create_app(
     """Build the application; resources open when it starts and close when it stops."""
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
+    sealer = build_sealer(settings)
     if settings.redis_url:
         check_redis_url(settings.redis_url)
 
@@ -96,7 +98,12 @@ def create_app(
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_stores(settings.store_url()) as stores, open_redis(settings, clock) as redis:
             key_service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
-            app[SERVICES] = Services(keys=key_service, policy=policy, authenticator=Authenticator(key_service))
+            app[SERVICES] = Services(
+                keys=key_service,
+                policy=policy,
+                authenticator=Authenticator(key_service),
+                console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
+            )
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
             if issued is not None and on_bootstrap is not None:
@@ -115,6 +122,7 @@ def create_app(
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)
-    for module in (auth, keys):
+    app[dashboard.TEMPLATES] = dashboard.make_templates()
+    for module in (auth, keys, dashboard):
         app.router.add_routes(module.routes)
     return app

@@ -136,6 +136,17 @@ class KeyService:
         if self._shared is not None:
             await self._shared.invalidate(digest)
 
+    async def active_principal(self, key_id: str) -> Principal:
+        """The principal of an active key looked up by id (for sessions that name a key)."""
+        record = await self._store.get_key(key_id)
+        if record is None:
+            raise InvalidApiKey("the API key no longer exists", reason="api_key_unknown")
+        if record.revoked_at is not None:
+            raise RevokedApiKey("the API key has been revoked", reason="api_key_revoked")
+        if record.is_expired(self._clock.now()):
+            raise ExpiredApiKey("the API key has expired", reason="api_key_expired")
+        return self.principal_for(record)
+
     def principal_for(self, record: ApiKeyRecord) -> Principal:
         policy = self._policy
         scopes = record.permissions or policy.role_scopes(record.role)

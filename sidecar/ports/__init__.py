@@ -93,3 +93,13 @@ class SharedKeyCache(Protocol):
     async def invalidate(self, digest: str) -> bool:
         """Drop the entry and tell every replica to drop its in-process copy; ``False`` if undelivered."""
         ...
+
+
+class SecretSealer(Protocol):
+    """Authenticated encryption of small secrets, bound to a purpose (see ``ports.sealer.Sealer``)."""
+
+    def seal(self, plaintext: bytes, *, purpose: str) -> str: ...
+
+    def unseal(self, token: str, *, purpose: str) -> bytes:
+        """The plaintext; raises ``ConfigError`` or ``ValueError`` if the token is not genuine."""
+        ...
