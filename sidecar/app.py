@@ -18,10 +18,12 @@ from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.errors import ConfigError
-from sidecar.ports import Clock, KeyStore, postgres, sqlite
+from sidecar.ports import Clock, KeyStore, SharedKeyCache, postgres, sqlite
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
+from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
+from sidecar.redis_wiring import INVALIDATIONS, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model
 from sidecar.web import auth, dashboard, keys
 from sidecar.web.errors import error_middleware
@@ -78,14 +80,16 @@ def build_sealer(settings: Settings) -> Sealer:
     return Sealer(load_or_create_master_key(settings.data_dir / "master.key"))
 
 
-def build_key_service(settings: Settings, store: KeyStore, clock: Clock, policy: Policy) -> KeyService:
+def build_key_service(
+    settings: Settings, store: KeyStore, clock: Clock, policy: Policy, shared: SharedKeyCache | None = None
+) -> KeyService:
     cache = MemoryKeyCache(
         clock,
         max_entries=settings.key_cache.max_entries,
         ttl_s=settings.key_cache.ttl_s,
         negative_ttl_s=settings.key_cache.negative_ttl_s,
     )
-    return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id)
+    return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id, shared=shared)
 
 
 async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
@@ -108,11 +112,13 @@ def create_app(
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
     sealer = build_sealer(settings)
+    if settings.redis_url:
+        check_redis_url(settings.redis_url)
 
     @asynccontextmanager
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with open_stores(**store_options(settings)) as stores:
-            key_service = build_key_service(settings, stores.keys, clock, policy)
+        async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
+            key_service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
             app[SERVICES] = Services(
                 keys=key_service,
                 policy=policy,
@@ -125,7 +131,10 @@ def create_app(
                 on_bootstrap(issued)
             flusher = asyncio.create_task(_flush_last_used_forever(key_service, settings.last_used_flush_s))
             try:
-                yield
+                async with invalidations(redis, key_service) as listener:
+                    if listener is not None:
+                        app[INVALIDATIONS] = listener
+                    yield
             finally:
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
