@@ -123,6 +123,17 @@ class ConfigError(SidecarError):
     default_reason = "config_invalid"
 
 
+class SignatureInvalid(Unauthorized):
+    """A webhook signature is missing, malformed, stale, replayed or matches no secret.
+
+    ``reason`` is one of ``missing_header``, ``malformed_header``, ``timestamp_outside_tolerance``,
+    ``no_matching_signature`` or ``replayed``.
+    """
+
+    code = "INVALID_SIGNATURE"
+    default_reason = "no_matching_signature"
+
+
 class OAuthError(SidecarError):
     """An OAuth 2.0 protocol error, rendered as RFC 6749 §5.2 ``{"error", "error_description"}``.
 

@@ -8,27 +8,38 @@ concurrent redemptions of one code or refresh token can never both succeed.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import aiosqlite
+
 from sidecar.errors import Unavailable
 from sidecar.models import (
     AccessTokenRecord,
     AuthorizationCode,
-    ClientType,
-    Environment,
     OAuthClient,
     OAuthGrant,
-    OAuthSubject,
     Page,
     RefreshTokenRecord,
 )
-from sidecar.ports.rows import Row, from_ts, to_ts
-from sidecar.ports.sqlite import Migration, SqliteDatabase
+from sidecar.ports.migrations import Migration
+from sidecar.ports.oauth_rows import (
+    CLIENT_COLUMNS,
+    access_from_row,
+    client_from_row,
+    client_row,
+    code_from_row,
+    code_row,
+    grant_from_row,
+    grant_row,
+    refresh_from_row,
+    refresh_row,
+)
+from sidecar.ports.rows import Row, to_ts
+from sidecar.ports.sqlite import SqliteDatabase
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -89,96 +100,27 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
-_CLIENT_COLUMNS = "id, name, type, secret_digest, secret_last4, redirect_uris, scopes, org_id, created_at"
+_INSERT_REFRESH = (
+    "INSERT INTO oauth_refresh_tokens (digest, grant_id, client_id, issued_at, expires_at, used_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 
-def _ts(value: Any) -> datetime:
-    parsed = from_ts(value)
-    assert parsed is not None
-    return parsed
-
-
-def _subject_json(subject: OAuthSubject) -> str:
-    return json.dumps(
-        {
-            "subject": subject.subject,
-            "org_id": subject.org_id,
-            "environment": subject.environment.value,
-            "team_id": subject.team_id,
-            "user_id": subject.user_id,
-        }
+async def _revoke_where(db: aiosqlite.Connection, column: str, value: str, at: datetime) -> None:
+    """Revoke the grants, access tokens and refresh tokens whose ``column`` is ``value``."""
+    when = to_ts(at)
+    grant_column = "id" if column == "grant_id" else column
+    await db.execute(
+        f"UPDATE oauth_grants SET revoked_at = ? WHERE {grant_column} = ? AND revoked_at IS NULL",  # noqa: S608
+        (when, value),
     )
-
-
-def _subject(text: str) -> OAuthSubject:
-    data = json.loads(text)
-    return OAuthSubject(
-        subject=data["subject"],
-        org_id=data["org_id"],
-        environment=Environment(data["environment"]),
-        team_id=data["team_id"],
-        user_id=data["user_id"],
+    await db.execute(
+        f"UPDATE oauth_access_tokens SET revoked_at = ? WHERE {column} = ? AND revoked_at IS NULL",  # noqa: S608
+        (when, value),
     )
-
-
-def _client(row: Row) -> OAuthClient:
-    return OAuthClient(
-        id=row["id"],
-        name=row["name"],
-        type=ClientType(row["type"]),
-        secret_digest=row["secret_digest"],
-        secret_last4=row["secret_last4"],
-        redirect_uris=tuple(json.loads(row["redirect_uris"])),
-        scopes=tuple(json.loads(row["scopes"])),
-        org_id=row["org_id"],
-        created_at=_ts(row["created_at"]),
-    )
-
-
-def _code(row: Row) -> AuthorizationCode:
-    return AuthorizationCode(
-        digest=row["digest"],
-        client_id=row["client_id"],
-        redirect_uri=row["redirect_uri"],
-        code_challenge=row["code_challenge"],
-        scopes=tuple(json.loads(row["scopes"])),
-        subject=_subject(row["subject"]),
-        grant_id=row["grant_id"],
-        expires_at=_ts(row["expires_at"]),
-        used_at=from_ts(row["used_at"]),
-    )
-
-
-def _grant(row: Row) -> OAuthGrant:
-    return OAuthGrant(
-        id=row["id"],
-        client_id=row["client_id"],
-        scopes=tuple(json.loads(row["scopes"])),
-        subject=_subject(row["subject"]),
-        created_at=_ts(row["created_at"]),
-        revoked_at=from_ts(row["revoked_at"]),
-    )
-
-
-def _refresh(row: Row) -> RefreshTokenRecord:
-    return RefreshTokenRecord(
-        digest=row["digest"],
-        grant_id=row["grant_id"],
-        client_id=row["client_id"],
-        issued_at=_ts(row["issued_at"]),
-        expires_at=_ts(row["expires_at"]),
-        used_at=from_ts(row["used_at"]),
-    )
-
-
-def _access(row: Row) -> AccessTokenRecord:
-    return AccessTokenRecord(
-        jti=row["jti"],
-        grant_id=row["grant_id"],
-        client_id=row["client_id"],
-        issued_at=_ts(row["issued_at"]),
-        expires_at=_ts(row["expires_at"]),
-        revoked_at=from_ts(row["revoked_at"]),
+    await db.execute(
+        f"UPDATE oauth_refresh_tokens SET used_at = ? WHERE {column} = ? AND used_at IS NULL",  # noqa: S608
+        (when, value),
     )
 
 
@@ -191,7 +133,11 @@ def _unavailable() -> Iterator[None]:
 
 
 class SqliteOAuthStore:
+    """Writes go through the database's write lock (all stores share one connection); multi-step
+    changes (rotation, revocation cascades) are one ``BEGIN IMMEDIATE`` transaction."""
+
     def __init__(self, database: SqliteDatabase) -> None:
+        self._database = database
         self._db = database.connection
 
     async def _one(self, sql: str, params: tuple[Any, ...]) -> Row | None:
@@ -202,30 +148,20 @@ class SqliteOAuthStore:
 
     async def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         with _unavailable():
-            async with self._db.execute(sql, params) as cur:
+            async with self._database.write() as db, db.execute(sql, params) as cur:
                 return cur.rowcount
 
     # --- clients ------------------------------------------------------------------------------
 
     async def insert_client(self, client: OAuthClient) -> None:
         await self._write(
-            f"INSERT INTO oauth_clients ({_CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-            (
-                client.id,
-                client.name,
-                client.type.value,
-                client.secret_digest,
-                client.secret_last4,
-                json.dumps(list(client.redirect_uris)),
-                json.dumps(list(client.scopes)),
-                client.org_id,
-                to_ts(client.created_at),
-            ),
+            f"INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            client_row(client),
         )
 
     async def get_client(self, client_id: str) -> OAuthClient | None:
-        row = await self._one(f"SELECT {_CLIENT_COLUMNS} FROM oauth_clients WHERE id = ?", (client_id,))  # noqa: S608
-        return None if row is None else _client(row)
+        row = await self._one(f"SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE id = ?", (client_id,))  # noqa: S608
+        return None if row is None else client_from_row(row)
 
     async def list_clients(self, *, org_id: str | None, limit: int, starting_after: str | None) -> Page[OAuthClient]:
         where: list[str] = []
@@ -239,36 +175,21 @@ class SqliteOAuthStore:
                 return Page(data=[], has_more=False)
             where.append("(created_at < ? OR (created_at = ? AND id < ?))")
             params += [to_ts(cursor.created_at), to_ts(cursor.created_at), cursor.id]
-        sql = f"SELECT {_CLIENT_COLUMNS} FROM oauth_clients"  # noqa: S608 - fixed column list
+        sql = f"SELECT {CLIENT_COLUMNS} FROM oauth_clients"  # noqa: S608 - fixed column list
         sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at DESC, id DESC LIMIT ?"
         params.append(limit + 1)
         with _unavailable():
             async with self._db.execute(sql, params) as cur:
                 rows = await cur.fetchall()
-        clients = [_client(r) for r in rows]
+        clients = [client_from_row(r) for r in rows]
         return Page(data=clients[:limit], has_more=len(clients) > limit)
 
     async def delete_client(self, client_id: str, at: datetime) -> bool:
-        await self._revoke_where("client_id", client_id, at)
-        return await self._write("DELETE FROM oauth_clients WHERE id = ?", (client_id,)) > 0
-
-    async def _revoke_where(self, column: str, value: str, at: datetime) -> None:
-        """Revoke the grants, access tokens and refresh tokens whose ``column`` is ``value``."""
-        when = to_ts(at)
-        grant_column = "id" if column == "grant_id" else column
-        # the grant first: the token endpoint checks it before honouring any refresh token
-        await self._write(
-            f"UPDATE oauth_grants SET revoked_at = ? WHERE {grant_column} = ? AND revoked_at IS NULL",  # noqa: S608
-            (when, value),
-        )
-        await self._write(
-            f"UPDATE oauth_access_tokens SET revoked_at = ? WHERE {column} = ? AND revoked_at IS NULL",  # noqa: S608
-            (when, value),
-        )
-        await self._write(
-            f"UPDATE oauth_refresh_tokens SET used_at = ? WHERE {column} = ? AND used_at IS NULL",  # noqa: S608
-            (when, value),
-        )
+        with _unavailable():
+            async with self._database.transaction() as db:
+                await _revoke_where(db, "client_id", client_id, at)
+                async with db.execute("DELETE FROM oauth_clients WHERE id = ?", (client_id,)) as cur:
+                    return cur.rowcount > 0
 
     # --- codes --------------------------------------------------------------------------------
 
@@ -276,22 +197,12 @@ class SqliteOAuthStore:
         await self._write(
             "INSERT INTO oauth_codes (digest, client_id, redirect_uri, code_challenge, scopes, subject, grant_id,"
             " expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                code.digest,
-                code.client_id,
-                code.redirect_uri,
-                code.code_challenge,
-                json.dumps(list(code.scopes)),
-                _subject_json(code.subject),
-                code.grant_id,
-                to_ts(code.expires_at),
-                to_ts(code.used_at),
-            ),
+            code_row(code),
         )
 
     async def get_code(self, digest: str) -> AuthorizationCode | None:
         row = await self._one("SELECT * FROM oauth_codes WHERE digest = ?", (digest,))
-        return None if row is None else _code(row)
+        return None if row is None else code_from_row(row)
 
     async def mark_code_used(self, digest: str, at: datetime) -> bool:
         changed = await self._write(
@@ -305,51 +216,38 @@ class SqliteOAuthStore:
         await self._write(
             "INSERT INTO oauth_grants (id, client_id, scopes, subject, created_at, revoked_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                grant.id,
-                grant.client_id,
-                json.dumps(list(grant.scopes)),
-                _subject_json(grant.subject),
-                to_ts(grant.created_at),
-                to_ts(grant.revoked_at),
-            ),
+            grant_row(grant),
         )
 
     async def get_grant(self, grant_id: str) -> OAuthGrant | None:
         row = await self._one("SELECT * FROM oauth_grants WHERE id = ?", (grant_id,))
-        return None if row is None else _grant(row)
+        return None if row is None else grant_from_row(row)
 
     async def revoke_grant(self, grant_id: str, at: datetime) -> None:
-        await self._revoke_where("grant_id", grant_id, at)
+        with _unavailable():
+            async with self._database.transaction() as db:
+                await _revoke_where(db, "grant_id", grant_id, at)
 
     # --- refresh tokens -----------------------------------------------------------------------
 
     async def insert_refresh_token(self, record: RefreshTokenRecord) -> None:
-        await self._write(
-            "INSERT INTO oauth_refresh_tokens (digest, grant_id, client_id, issued_at, expires_at, used_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                record.digest,
-                record.grant_id,
-                record.client_id,
-                to_ts(record.issued_at),
-                to_ts(record.expires_at),
-                to_ts(record.used_at),
-            ),
-        )
+        await self._write(_INSERT_REFRESH, refresh_row(record))
 
     async def get_refresh_token(self, digest: str) -> RefreshTokenRecord | None:
         row = await self._one("SELECT * FROM oauth_refresh_tokens WHERE digest = ?", (digest,))
-        return None if row is None else _refresh(row)
+        return None if row is None else refresh_from_row(row)
 
     async def rotate_refresh_token(self, old_digest: str, at: datetime, new: RefreshTokenRecord) -> bool:
-        changed = await self._write(
-            "UPDATE oauth_refresh_tokens SET used_at = ? WHERE digest = ? AND used_at IS NULL", (to_ts(at), old_digest)
-        )
-        if changed != 1:
-            return False
-        await self.insert_refresh_token(new)
-        return True
+        with _unavailable():
+            async with self._database.transaction() as db:
+                async with db.execute(
+                    "UPDATE oauth_refresh_tokens SET used_at = ? WHERE digest = ? AND used_at IS NULL",
+                    (to_ts(at), old_digest),
+                ) as cur:
+                    if cur.rowcount != 1:
+                        return False
+                await db.execute(_INSERT_REFRESH, refresh_row(new))
+                return True
 
     # --- access tokens ------------------------------------------------------------------------
 
@@ -369,7 +267,7 @@ class SqliteOAuthStore:
 
     async def get_access_token(self, jti: str) -> AccessTokenRecord | None:
         row = await self._one("SELECT * FROM oauth_access_tokens WHERE jti = ?", (jti,))
-        return None if row is None else _access(row)
+        return None if row is None else access_from_row(row)
 
     async def revoke_access_token(self, jti: str, at: datetime) -> None:
         await self._write(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sidecar.domain.authn import Authenticator
+from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import KeyService
 from sidecar.domain.oauth_authorize import AuthorizationEndpoint
 from sidecar.domain.oauth_clients import OAuthClientService
@@ -30,6 +31,7 @@ class Services:
     keys: KeyService
     policy: Policy
     authenticator: Authenticator
+    console: ConsoleSessions
     oauth: OAuthServices | None = None
 
 

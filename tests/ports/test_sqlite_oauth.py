@@ -1,120 +1,23 @@
-"""The SQLite OAuth store against a real database file: single use, rotation, revocation cascades."""
+"""The OAuth store contract against SQLite (a real database file)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from sidecar.models import (
-    AccessTokenRecord,
-    AuthorizationCode,
-    ClientType,
-    Environment,
-    OAuthClient,
-    OAuthGrant,
-    OAuthSubject,
-    RefreshTokenRecord,
-)
 from sidecar.ports import sqlite, sqlite_oauth
+from sidecar.ports.oauth import OAuthStore
 from sidecar.ports.sqlite_oauth import SqliteOAuthStore
-
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-SUBJECT = OAuthSubject(subject="user_1", org_id="org_1", environment=Environment.LIVE, user_id="user_1")
+from tests.ports.oauth_store_contract import CLIENT, OAuthStoreContract
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteOAuthStore]:
-    migrations = (*sqlite.MIGRATIONS, *sqlite_oauth.MIGRATIONS)
-    async with sqlite.SqliteDatabase.open(tmp_path / "oauth.db", migrations) as db:
-        s = SqliteOAuthStore(db)
-        await s.insert_client(
-            OAuthClient(
-                "oc_1",
-                "P",
-                ClientType.CONFIDENTIAL,
-                "d" * 64,
-                ("https://p.example/cb",),
-                ("orders:read",),
-                "org_1",
-                NOW,
-                "abcd",
-            )
-        )
-        yield s
-
-
-def code(digest: str = "c1") -> AuthorizationCode:
-    return AuthorizationCode(
-        digest, "oc_1", "https://p.example/cb", "x" * 43, ("orders:read",), SUBJECT, "og_1", NOW + timedelta(seconds=60)
-    )
-
-
-async def test_client_round_trip(store: SqliteOAuthStore) -> None:
-    client = await store.get_client("oc_1")
-    assert client is not None
-    assert (client.type, client.redirect_uris, client.secret_last4) == (
-        ClientType.CONFIDENTIAL,
-        ("https://p.example/cb",),
-        "abcd",
-    )
-    page = await store.list_clients(org_id="org_1", limit=10, starting_after=None)
-    assert [c.id for c in page.data] == ["oc_1"]
-    assert (await store.list_clients(org_id="org_2", limit=10, starting_after=None)).data == []
-
-
-async def test_a_code_is_marked_used_exactly_once_under_concurrency(store: SqliteOAuthStore) -> None:
-    await store.insert_code(code())
-    results = await asyncio.gather(*(store.mark_code_used("c1", NOW) for _ in range(10)))
-    assert results.count(True) == 1
-    stored = await store.get_code("c1")
-    assert stored is not None
-    assert stored.used_at == NOW
-    assert stored.subject == SUBJECT
-
-
-async def test_refresh_rotation_wins_once(store: SqliteOAuthStore) -> None:
-    old = RefreshTokenRecord("r1", "og_1", "oc_1", NOW, NOW + timedelta(days=1))
-    await store.insert_refresh_token(old)
-    news = [RefreshTokenRecord(f"r2-{i}", "og_1", "oc_1", NOW, NOW + timedelta(days=1)) for i in range(5)]
-    results = await asyncio.gather(*(store.rotate_refresh_token("r1", NOW, n) for n in news))
-    assert results.count(True) == 1
-    inserted = [await store.get_refresh_token(n.digest) for n in news]
-    assert sum(r is not None for r in inserted) == 1
-
-
-async def test_revoking_a_grant_revokes_its_tokens(store: SqliteOAuthStore) -> None:
-    await store.insert_grant(OAuthGrant("og_1", "oc_1", ("orders:read",), SUBJECT, NOW))
-    await store.insert_grant(OAuthGrant("og_2", "oc_1", ("orders:read",), SUBJECT, NOW))
-    await store.insert_refresh_token(RefreshTokenRecord("r1", "og_1", "oc_1", NOW, NOW + timedelta(days=1)))
-    await store.insert_access_token(AccessTokenRecord("j1", "og_1", "oc_1", NOW, NOW + timedelta(hours=1)))
-    await store.insert_access_token(AccessTokenRecord("j2", "og_2", "oc_1", NOW, NOW + timedelta(hours=1)))
-    await store.revoke_grant("og_1", NOW)
-    grant = await store.get_grant("og_1")
-    access = await store.get_access_token("j1")
-    refresh = await store.get_refresh_token("r1")
-    other = await store.get_access_token("j2")
-    assert grant is not None
-    assert grant.revoked_at == NOW
-    assert access is not None
-    assert access.revoked_at == NOW
-    assert refresh is not None
-    assert refresh.used_at == NOW
-    assert other is not None
-    assert other.revoked_at is None
-
-
-async def test_deleting_a_client_removes_codes_and_revokes_everything(store: SqliteOAuthStore) -> None:
-    await store.insert_code(code())
-    await store.insert_grant(OAuthGrant("og_1", "oc_1", ("orders:read",), SUBJECT, NOW))
-    await store.insert_access_token(AccessTokenRecord("j1", "og_1", "oc_1", NOW, NOW + timedelta(hours=1)))
-    assert await store.delete_client("oc_1", NOW) is True
-    assert await store.get_client("oc_1") is None
-    assert await store.get_code("c1") is None
-    access = await store.get_access_token("j1")
-    assert access is not None
-    assert access.revoked_at == NOW
-    assert await store.delete_client("oc_1", NOW) is False
+class TestSqliteOAuthStore(OAuthStoreContract):
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[OAuthStore]:
+        migrations = (*sqlite.MIGRATIONS, *sqlite_oauth.MIGRATIONS)
+        async with sqlite.SqliteDatabase.open(tmp_path / "oauth.db", migrations) as db:
+            store = SqliteOAuthStore(db)
+            await store.insert_client(CLIENT)
+            yield store
