@@ -146,11 +146,13 @@ class TokenEndpoint:
             raise InvalidGrant("redirect_uri does not match the authorization request", reason="redirect_uri_mismatch")
         if not pkce.verifier_matches(verifier, code.code_challenge):
             raise InvalidGrant("code_verifier does not match the code_challenge", reason="pkce_mismatch")
+        # the grant exists before the code is marked used, so whoever sees the code as used can
+        # revoke it, even while this exchange is still minting
+        grant = OAuthGrant(code.grant_id, client.id, code.scopes, code.subject, created_at=now)
+        await self._store.insert_grant(grant)
         if not await self._store.mark_code_used(code.digest, now):
             await self._store.revoke_grant(code.grant_id, now)
             raise InvalidGrant(_BAD_CODE, reason="code_reused")
-        grant = OAuthGrant(code.grant_id, client.id, code.scopes, code.subject, created_at=now)
-        await self._store.insert_grant(grant)
         response = await self._issue_access(client, grant, grant.scopes)
         response["refresh_token"] = await self._issue_refresh(grant)
         return response

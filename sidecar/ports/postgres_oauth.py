@@ -196,7 +196,7 @@ class PostgresOAuthStore:
     async def insert_grant(self, grant: OAuthGrant) -> None:
         await self._execute(
             "INSERT INTO oauth_grants (id, client_id, scopes, subject, created_at, revoked_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
             *grant_row(grant),
         )
 

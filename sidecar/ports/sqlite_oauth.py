@@ -215,7 +215,7 @@ class SqliteOAuthStore:
     async def insert_grant(self, grant: OAuthGrant) -> None:
         await self._write(
             "INSERT INTO oauth_grants (id, client_id, scopes, subject, created_at, revoked_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             grant_row(grant),
         )
 

@@ -120,3 +120,11 @@ class OAuthStoreContract:
         public = await store.get_client("oc_n0")
         assert public is not None
         assert public.secret_digest is None
+
+    async def test_inserting_a_grant_twice_keeps_the_first(self, store: OAuthStore) -> None:
+        await store.insert_grant(OAuthGrant("og_1", "oc_1", ("orders:read",), SUBJECT, NOW))
+        await store.revoke_grant("og_1", NOW)
+        await store.insert_grant(OAuthGrant("og_1", "oc_1", ("orders:read",), SUBJECT, NOW))
+        grant = await store.get_grant("og_1")
+        assert grant is not None
+        assert grant.revoked_at == NOW

@@ -3,6 +3,7 @@ refresh rotation, reuse detection, revocation, introspection and client credenti
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -266,3 +267,19 @@ async def test_deleting_a_client_revokes_its_tokens(
     tokens = await token_json(await flow.exchange(await flow.code(merchant), partner["client_secret"]))
     assert (await http.delete(f"/v1/oauth/clients/{partner['id']}", headers=bearer(admin))).status == 200
     assert (await http.get("/v1/auth/permissions", headers=bearer(tokens["access_token"]))).status == 401
+
+
+async def test_concurrent_redemptions_of_one_code_yield_no_live_tokens(
+    http: Client, partner: dict[str, Any], merchant: str
+) -> None:
+    flow = Flow(http, partner["id"])
+    code = await flow.code(merchant)
+    responses = await asyncio.gather(*(flow.exchange(code, partner["client_secret"]) for _ in range(4)))
+    statuses = sorted(r.status for r in responses)
+    assert statuses.count(200) <= 1
+    assert statuses.count(400) >= 3
+    # whichever exchange won, the replay revoked what it issued
+    for resp in responses:
+        if resp.status == 200:
+            token = (await resp.json())["access_token"]
+            assert (await http.get("/v1/auth/permissions", headers=bearer(token))).status == 401
