@@ -221,6 +221,9 @@ class AuthorizationEndpoint:
             raise AccessDenied("that key or token was not accepted", reason="sign_in_failed") from None
         if principal.key_type is KeyType.PUBLISHABLE or principal.org_id is None or principal.role == "anonymous":
             raise AccessDenied("sign in with a secret key or a session token", reason="sign_in_publishable")
+        # a token we issued to an application must never consent on the merchant's behalf
+        if principal.token_id is not None and await self._store.get_access_token(principal.token_id) is not None:
+            raise AccessDenied("sign in with your own key, not an application's token", reason="sign_in_oauth_token")
         label = principal.user_id or principal.key_id or principal.subject
         merchant = Merchant(
             subject=OAuthSubject(

@@ -123,7 +123,7 @@ class TokenEndpoint:
         grant_type = _required(form, "grant_type")
         grant = self._grants.get(grant_type)
         if grant is None:
-            raise UnsupportedGrantType(f"grant_type {grant_type} is not supported", reason="grant_type_unsupported")
+            raise UnsupportedGrantType("this grant_type is not supported", reason="grant_type_unsupported")
         return await grant(client, form)
 
     # --- grants --------------------------------------------------------------------------------

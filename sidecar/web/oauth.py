@@ -107,10 +107,10 @@ async def authorize_page(request: web.Request) -> web.StreamResponse:
 @routes.post("/oauth/authorize")
 async def authorize_decision(request: web.Request) -> web.StreamResponse:
     oauth = _oauth(request)
-    form = await _form(request)
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    items = [(k, v) for k, v in (await _form(request)).items() if isinstance(v, str)]
+    fields = dict(items)
     try:
-        auth = await oauth.authorize.validate((k, v) for k, v in fields.items() if k in pages.REQUEST_PARAMS)
+        auth = await oauth.authorize.validate((k, v) for k, v in items if k in pages.REQUEST_PARAMS)
         session = oauth.authorize.open_session(request.cookies.get(COOKIE))
         oauth.authorize.check_csrf(session, fields.get("csrf"))
     except OAuthError as exc:
@@ -124,10 +124,10 @@ async def authorize_decision(request: web.Request) -> web.StreamResponse:
         back = _redirect("/oauth/authorize?" + urlencode(_request_params(auth)), 303)
         _with_cookie(back, request, session)
         return back
+    if action == "deny":  # allowed signed out too: the user may simply cancel
+        return _redirect(oauth.authorize.deny(auth, issuer=issuer(request)), 303)
     if session.merchant is None:
         return _render(request, auth, session)
-    if action == "deny":
-        return _redirect(oauth.authorize.deny(auth, issuer=issuer(request)), 303)
     if action != "approve":
         return _render(request, auth, session, error="choose Approve or Deny")
     try:

@@ -127,7 +127,8 @@ def sign_in_page(request: AuthorizationRequest, csrf: str, *, error: str | None 
         '<label for="credential">Your secret API key or session token</label>'
         '<input type="password" id="credential" name="credential" autocomplete="off" required>'
         '<div class="actions"><button class="primary" type="submit" name="action" value="sign_in">'
-        "Sign in</button></div></form>"
+        'Sign in</button><button type="submit" name="action" value="deny" formnovalidate>Cancel</button>'
+        "</div></form>"
         '<p class="muted">Your key is used only to sign you in here; it is never shared with '
         f"{escape(request.client.name)}.</p>",
     )

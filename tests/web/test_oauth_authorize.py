@@ -206,3 +206,29 @@ async def test_discovery_lists_endpoints_grants_pkce_and_scopes(http: Client) ->
     assert set(doc["grant_types_supported"]) == {"authorization_code", "refresh_token", "client_credentials"}
     assert "orders:read" in doc["scopes_supported"]
     assert "admin" not in doc["scopes_supported"]
+
+
+async def test_cancel_on_the_sign_in_page_denies(http: Client, partner: dict[str, Any]) -> None:
+    flow = Flow(http, partner["id"])
+    page = await http.get("/oauth/authorize", params=flow.params())
+    form = {**hidden_fields(await page.text()), "action": "deny"}
+    resp = await http.post("/oauth/authorize", data=form, allow_redirects=False)
+    assert resp.status == 303
+    assert query(resp.headers["Location"]) == {
+        "error": "access_denied",
+        "state": flow.state,
+        "iss": query(resp.headers["Location"])["iss"],
+    }
+
+
+async def test_an_applications_access_token_cannot_sign_in_to_consent(
+    http: Client, partner: dict[str, Any], merchant: str
+) -> None:
+    flow = Flow(http, partner["id"])
+    tokens = await (await flow.exchange(await flow.code(merchant), partner["client_secret"])).json()
+    http.session.cookie_jar.clear()
+    page = await http.get("/oauth/authorize", params=flow.params())
+    form = {**hidden_fields(await page.text()), "credential": tokens["access_token"], "action": "sign_in"}
+    resp = await http.post("/oauth/authorize", data=form, allow_redirects=False)
+    assert resp.status == 401
+    assert "not an application" in await resp.text()
