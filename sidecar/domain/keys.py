@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sidecar.domain import keyformat, scopes
 from sidecar.domain.keyformat import KeyPrefix
@@ -153,7 +153,7 @@ class KeyService:
             user_id=spec.user_id,
             permissions=permissions,
             created_at=self._clock.now(),
-            expires_at=spec.expires_at,
+            expires_at=spec.expires_at.astimezone(UTC) if spec.expires_at else None,
             allowed_origins=spec.allowed_origins,
         )
         await self._store.insert_key(record)
