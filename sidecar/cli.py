@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -100,6 +101,7 @@ def print_bootstrap_key(issued: IssuedKey) -> None:
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the sidecar's HTTP server."""
     settings = _settings(ctx)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(settings, on_bootstrap=print_bootstrap_key)
     except ConfigError as exc:
