@@ -238,6 +238,8 @@ class KeyService:
     async def roll(self, key_id: str, *, expires_in_s: int, viewer: Principal | None) -> tuple[IssuedKey, ApiKeyRecord]:
         """Issue a successor with the same attributes; the old key lives ``expires_in_s`` more seconds."""
         old = await self.get(key_id, viewer=viewer)
+        if viewer is not None:  # the successor is a new secret in the caller's hands
+            self._check_grantor(viewer, old.role, old.permissions or self._policy.role_scopes(old.role), old.org_id)
         now = self._clock.now()
         if old.revoked_at is not None or old.is_expired(now):
             raise Conflict("only an active key can be rolled", reason="key_not_active")

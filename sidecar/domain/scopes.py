@@ -2,6 +2,7 @@
 
 ``admin`` grants every ``resource:action`` except the sidecar's own ``system`` resource, which
 only explicit ``system:…`` scopes grant; only ``admin`` itself satisfies a requirement of ``admin``.
+So ``admin`` does not cover a resource wildcard (``*:read``, ``*:*``): that would reach ``system``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def covers(granted: str, required: str) -> bool:
     if want is None:
         return False
     if granted == ADMIN:
-        return want[0] != SYSTEM_RESOURCE
+        # a resource wildcard reaches system scopes too, which admin does not cover
+        return want[0] not in (SYSTEM_RESOURCE, "*")
     have = split(granted)
     if have is None:
         return False
