@@ -17,7 +17,7 @@ from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
-from sidecar.errors import ConfigError
+from sidecar.errors import ConfigError, SidecarError
 from sidecar.ports import Clock, KeyStore, SharedKeyCache, postgres, sqlite
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
@@ -139,7 +139,10 @@ def create_app(
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await flusher
-                await key_service.flush_last_used()
+                try:
+                    await key_service.flush_last_used()
+                except SidecarError as exc:  # shutting down while the store is away: lose only timestamps
+                    log.warning("could not record last_used_at at shutdown: %s", exc.reason)
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)

@@ -58,11 +58,13 @@ MIGRATION_LOCK_ID = zlib.crc32(b"sidecar.schema_migrations")
 
 #: What "the database cannot answer" looks like from asyncpg: the socket, a timeout, a dropped or
 #: refused connection (SQLSTATE class 08), shutdown/cancel (57) and exhausted resources (53).
+#: ``InternalClientError`` is asyncpg's protocol state after the server hung up mid-conversation.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
 )
