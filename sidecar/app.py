@@ -15,12 +15,13 @@ from aiohttp import web
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
+from sidecar.domain.tables import TableModel
 from sidecar.errors import ConfigError
 from sidecar.ports import Clock, KeyStore, sqlite
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
-from sidecar.settings import Settings, load_role_model
+from sidecar.settings import Settings, load_role_model, load_table_model
 from sidecar.web import auth, keys
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
@@ -80,17 +81,21 @@ def create_app(
     *,
     clock: Clock | None = None,
     roles: RoleModel | None = None,
+    tables: TableModel | None = None,
     on_bootstrap: BootstrapHook | None = None,
 ) -> web.Application:
     """Build the application; resources open when it starts and close when it stops."""
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
+    tables = tables or load_table_model(settings.tables_file, policy.model)
 
     @asynccontextmanager
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_stores(settings.store_url()) as stores:
             key_service = build_key_service(settings, stores.keys, clock, policy)
-            app[SERVICES] = Services(keys=key_service, policy=policy, authenticator=Authenticator(key_service))
+            app[SERVICES] = Services(
+                keys=key_service, policy=policy, authenticator=Authenticator(key_service), tables=tables
+            )
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
             if issued is not None and on_bootstrap is not None:
