@@ -17,7 +17,7 @@ from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.domain.tables import TableModel
 from sidecar.errors import ConfigError
-from sidecar.ports import Clock, KeyStore, sqlite
+from sidecar.ports import Clock, KeyStore, sqlite, sqlite_key_scopes
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
@@ -31,7 +31,7 @@ BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS,)
+SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_key_scopes.MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)

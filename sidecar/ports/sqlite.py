@@ -124,7 +124,9 @@ class SqliteKeyStore:
     @asynccontextmanager
     async def open(cls, path: Path) -> AsyncIterator[SqliteKeyStore]:
         """A key store on its own database file (for tools and tests that need only keys)."""
-        async with SqliteDatabase.open(path) as database:
+        from sidecar.ports.sqlite_key_scopes import MIGRATIONS as KEY_SCOPE_MIGRATIONS  # imports this module
+
+        async with SqliteDatabase.open(path, (*MIGRATIONS, *KEY_SCOPE_MIGRATIONS)) as database:
             yield cls(database)
 
     async def ping(self) -> None:
@@ -206,6 +208,19 @@ class SqliteKeyStore:
             await self._db.execute(
                 "UPDATE api_keys SET expires_at = ?, rolled_to = ? WHERE id = ?",
                 (to_ts(old_expires_at), new.id, old_id),
+            )
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+
+    async def set_key_scopes(self, key_id: str, scopes: Sequence[str]) -> None:
+        """Replace the key's rows in ``api_key_scopes`` (sidecar/ports/sqlite_key_scopes.py)."""
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._db.execute("DELETE FROM api_key_scopes WHERE key_id = ?", (key_id,))
+            await self._db.executemany(
+                "INSERT INTO api_key_scopes (key_id, scope) VALUES (?, ?)", [(key_id, s) for s in dict.fromkeys(scopes)]
             )
             await self._db.execute("COMMIT")
         except BaseException:
