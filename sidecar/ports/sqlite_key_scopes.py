@@ -8,7 +8,7 @@ metadata``) checks a restricted key's scope with an ``_exists`` on this table, k
 
 from __future__ import annotations
 
-from sidecar.ports.sqlite import Migration
+from sidecar.ports.migrations import Migration
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sidecar.domain.authn import Authenticator
+from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import KeyService
 from sidecar.domain.rbac import Policy
 from sidecar.domain.tables import TableModel
@@ -17,6 +18,7 @@ class Services:
     keys: KeyService
     policy: Policy
     authenticator: Authenticator
+    console: ConsoleSessions
     tables: TableModel
 
 
