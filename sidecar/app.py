@@ -17,14 +17,15 @@ from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
+from sidecar.domain.tables import TableModel
 from sidecar.errors import ConfigError, SidecarError
-from sidecar.ports import Clock, KeyStore, SharedKeyCache, postgres, sqlite
+from sidecar.ports import Clock, KeyStore, SharedKeyCache, postgres, postgres_key_scopes, sqlite, sqlite_key_scopes
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.redis_wiring import INVALIDATIONS, invalidations, open_redis
-from sidecar.settings import Settings, load_role_model
+from sidecar.settings import Settings, load_role_model, load_table_model
 from sidecar.web import auth, dashboard, keys
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
@@ -34,9 +35,9 @@ BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS,)
+SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_key_scopes.MIGRATIONS)
 #: The same for PostgreSQL-backed components.
-POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS,)
+POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_key_scopes.MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +107,13 @@ def create_app(
     *,
     clock: Clock | None = None,
     roles: RoleModel | None = None,
+    tables: TableModel | None = None,
     on_bootstrap: BootstrapHook | None = None,
 ) -> web.Application:
     """Build the application; resources open when it starts and close when it stops."""
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
+    tables = tables or load_table_model(settings.tables_file, policy.model)
     sealer = build_sealer(settings)
     if settings.redis_url:
         check_redis_url(settings.redis_url)
@@ -124,6 +127,7 @@ def create_app(
                 policy=policy,
                 authenticator=Authenticator(key_service),
                 console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
+                tables=tables,
             )
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)

@@ -203,6 +203,7 @@ class KeyService:
             allowed_origins=spec.allowed_origins,
         )
         await self._store.insert_key(record)
+        await self._store.set_key_scopes(record.id, record.permissions)
         self.forget(record.digest)  # a cached 'no such key' must not outlive the key's birth
         return IssuedKey(record=record, key=key)
 
@@ -279,6 +280,8 @@ class KeyService:
         if revoked is None:
             raise NotFound(f"no API key with id {key_id}", reason="key_not_found")
         await self._invalidate(record.digest)
+        # Hasura's key-scope check then refuses the key's still-unexpired session JWTs too
+        await self._store.set_key_scopes(record.id, ())
         return revoked
 
     async def roll(self, key_id: str, *, expires_in_s: int, viewer: Principal | None) -> tuple[IssuedKey, ApiKeyRecord]:
@@ -305,6 +308,7 @@ class KeyService:
             rolled_to=None,
         )
         await self._store.roll_key(old.id, old_expiry, new)
+        await self._store.set_key_scopes(new.id, new.permissions)
         await self._invalidate(old.digest)
         updated = replace(old, expires_at=old_expiry, rolled_to=new.id)
         return IssuedKey(record=new, key=key), updated

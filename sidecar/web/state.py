@@ -10,6 +10,7 @@ from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import KeyService
 from sidecar.domain.rbac import Policy
+from sidecar.domain.tables import TableModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,7 @@ class Services:
     policy: Policy
     authenticator: Authenticator
     console: ConsoleSessions
+    tables: TableModel
 
 
 SERVICES = web.AppKey("services", Services)
