@@ -20,15 +20,26 @@ from sidecar.domain.oauth_authorize import AuthorizationEndpoint
 from sidecar.domain.oauth_clients import OAuthClientService
 from sidecar.domain.oauth_tokens import AccessTokenIssuer, RevocationCheckingVerifier, TokenEndpoint
 from sidecar.domain.rbac import Policy, RoleModel
-from sidecar.errors import ConfigError
-from sidecar.ports import Clock, KeyStore, SharedKeyCache, postgres, postgres_oauth, sqlite, sqlite_oauth
+from sidecar.domain.tables import TableModel
+from sidecar.errors import ConfigError, SidecarError
+from sidecar.ports import (
+    Clock,
+    KeyStore,
+    SharedKeyCache,
+    postgres,
+    postgres_key_scopes,
+    postgres_oauth,
+    sqlite,
+    sqlite_key_scopes,
+    sqlite_oauth,
+)
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.oauth import OAuthStore
 from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.redis_wiring import INVALIDATIONS, invalidations, open_redis
-from sidecar.settings import Settings, load_role_model
+from sidecar.settings import Settings, load_role_model, load_table_model
 from sidecar.web import auth, dashboard, keys, oauth, oauth_clients
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, OAuthServices, Services
@@ -38,9 +49,9 @@ BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_oauth.MIGRATIONS)
+SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_key_scopes.MIGRATIONS, *sqlite_oauth.MIGRATIONS)
 #: The same for PostgreSQL-backed components.
-POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_oauth.MIGRATIONS)
+POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_key_scopes.MIGRATIONS, *postgres_oauth.MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +164,14 @@ def create_app(
     *,
     clock: Clock | None = None,
     roles: RoleModel | None = None,
+    tables: TableModel | None = None,
     on_bootstrap: BootstrapHook | None = None,
     access_tokens: AccessTokenIssuer | None = None,
 ) -> web.Application:
     """Build the application; resources open when it starts and close when it stops."""
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
+    tables = tables or load_table_model(settings.tables_file, policy.model)
     sealer = build_sealer(settings)
     if settings.redis_url:
         check_redis_url(settings.redis_url)
@@ -179,6 +192,7 @@ def create_app(
                 policy=policy,
                 authenticator=authenticator,
                 console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
+                tables=tables,
                 oauth=oauth_services,
             )
             supplied = settings.bootstrap_admin_key
@@ -195,7 +209,10 @@ def create_app(
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await flusher
-                await key_service.flush_last_used()
+                try:
+                    await key_service.flush_last_used()
+                except SidecarError as exc:  # shutting down while the store is away: lose only timestamps
+                    log.warning("could not record last_used_at at shutdown: %s", exc.reason)
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)

@@ -13,6 +13,7 @@ from sidecar.domain.oauth_authorize import AuthorizationEndpoint
 from sidecar.domain.oauth_clients import OAuthClientService
 from sidecar.domain.oauth_tokens import TokenEndpoint
 from sidecar.domain.rbac import Policy
+from sidecar.domain.tables import TableModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class Services:
     policy: Policy
     authenticator: Authenticator
     console: ConsoleSessions
+    tables: TableModel
     oauth: OAuthServices | None = None
 
 
