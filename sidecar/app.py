@@ -15,6 +15,7 @@ from aiohttp import web
 
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
+from sidecar.domain.external_idp import ExternalIdentity, IdpConfig
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.oauth_authorize import AuthorizationEndpoint
 from sidecar.domain.oauth_clients import OAuthClientService
@@ -34,6 +35,7 @@ from sidecar.ports import (
     sqlite_oauth,
 )
 from sidecar.ports.clock import SystemClock
+from sidecar.ports.http_jwks import HttpJwks
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.oauth import OAuthStore
 from sidecar.ports.redis_client import check_url as check_redis_url
@@ -112,6 +114,24 @@ def build_oauth_clients(settings: Settings, store: OAuthStore, clock: Clock, pol
     return OAuthClientService(store, clock, policy, default_org_id=settings.default_org_id)
 
 
+def build_external_identity(settings: Settings, clock: Clock, policy: Policy) -> ExternalIdentity | None:
+    """The consent page's optional external identity provider (``SIDECAR_OAUTH__IDP_*``)."""
+    config = settings.oauth
+    if not config.idp_jwks_url or not config.idp_issuer:
+        return None
+    unknown = sorted({r for r in config.idp_roles.values() if not policy.has_role(r)})
+    if unknown:
+        raise ConfigError(f"SIDECAR_OAUTH__IDP_ROLES: unknown role(s) {', '.join(unknown)}")
+    idp = IdpConfig(
+        issuer=config.idp_issuer,
+        audience=config.idp_audience,
+        org_claim=config.idp_org_claim,
+        role_claim=config.idp_role_claim,
+        roles=dict(config.idp_roles),
+    )
+    return ExternalIdentity(HttpJwks(config.idp_jwks_url, clock), clock, policy, idp)
+
+
 def build_oauth(
     settings: Settings,
     store: OAuthStore,
@@ -132,6 +152,7 @@ def build_oauth(
         clock,
         code_ttl_s=config.code_ttl_s,
         session_ttl_s=config.session_ttl_s,
+        external=build_external_identity(settings, clock, policy),
     )
     token_endpoint = TokenEndpoint(
         store,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sidecar.domain.rbac import RoleModel
@@ -56,6 +56,20 @@ class OAuthSettings(BaseModel):
     cookie_secure: Literal["auto", "always", "never"] = Field(
         "auto", description="Secure flag on the sign-in cookie; auto: when the request came over TLS"
     )
+    idp_jwks_url: str | None = Field(None, description="an external identity provider's JWKS (e.g. Clerk's)")
+    idp_issuer: str | None = Field(None, description="the provider's iss; required with idp_jwks_url")
+    idp_audience: str | None = Field(None, description="the provider tokens' aud, if they carry one")
+    idp_org_claim: str = Field("org_id", min_length=1, description="the claim naming the merchant's org")
+    idp_role_claim: str = Field("org_role", min_length=1, description="the claim naming the merchant's role")
+    idp_roles: dict[str, str] = Field(default_factory=dict, description="role claim value -> our role")
+
+    @model_validator(mode="after")
+    def _check_idp(self) -> OAuthSettings:
+        if self.idp_jwks_url and not self.idp_issuer:
+            raise ValueError("idp_issuer is required with idp_jwks_url")
+        if self.idp_jwks_url and not self.idp_roles:
+            raise ValueError("idp_roles must map at least one provider role to a role here")
+        return self
 
 
 class Settings(BaseSettings):

@@ -26,7 +26,7 @@ from authlib.common.urls import add_params_to_uri
 
 from sidecar.domain import pkce
 from sidecar.domain import scopes as scope_rules
-from sidecar.domain.authn import Authenticator
+from sidecar.domain.authn import Authenticator, TokenVerifier
 from sidecar.domain.oauth_clients import OAuthClientService, secret_digest
 from sidecar.errors import (
     AccessDenied,
@@ -38,7 +38,7 @@ from sidecar.errors import (
     SidecarError,
     UnsupportedResponseType,
 )
-from sidecar.models import AuthorizationCode, Environment, KeyType, OAuthClient, OAuthSubject
+from sidecar.models import AuthorizationCode, Environment, KeyType, OAuthClient, OAuthSubject, Principal
 from sidecar.ports import Clock
 from sidecar.ports.oauth import OAuthStore
 
@@ -124,6 +124,7 @@ class AuthorizationEndpoint:
         *,
         code_ttl_s: int,
         session_ttl_s: int,
+        external: TokenVerifier | None = None,
     ) -> None:
         self._store = store
         self._clients = clients
@@ -132,6 +133,7 @@ class AuthorizationEndpoint:
         self._clock = clock
         self._code_ttl = timedelta(seconds=code_ttl_s)
         self._session_ttl = timedelta(seconds=session_ttl_s)
+        self._external = external
 
     # --- the request ---------------------------------------------------------------------------
 
@@ -215,10 +217,11 @@ class AuthorizationEndpoint:
 
     async def sign_in(self, session: ConsentSession, credential: str | None) -> ConsentSession:
         """Authenticate the merchant with an API key or a session JWT; a new CSRF token follows."""
+        credential = credential.strip() if credential else None
         try:
-            principal = await self._authenticator.authenticate(credential.strip() if credential else None)
+            principal = await self._authenticator.authenticate(credential)
         except SidecarError:
-            raise AccessDenied("that key or token was not accepted", reason="sign_in_failed") from None
+            principal = await self._external_sign_in(credential)
         if principal.key_type is KeyType.PUBLISHABLE or principal.org_id is None or principal.role == "anonymous":
             raise AccessDenied("sign in with a secret key or a session token", reason="sign_in_publishable")
         # a token we issued to an application must never consent on the merchant's behalf
@@ -243,6 +246,15 @@ class AuthorizationEndpoint:
             expires_at=self._clock.now() + self._session_ttl,
             merchant=merchant,
         )
+
+    async def _external_sign_in(self, credential: str | None) -> Principal:
+        """A token from the configured external identity provider, if there is one."""
+        if self._external is None or credential is None or credential.count(".") != 2:
+            raise AccessDenied("that key or token was not accepted", reason="sign_in_failed")
+        try:
+            return await self._external.verify(credential)
+        except SidecarError:
+            raise AccessDenied("that key or token was not accepted", reason="sign_in_failed") from None
 
     # --- the decision --------------------------------------------------------------------------
 
