@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sidecar.domain.keys import KeyService
+from sidecar.domain.ratelimits import RateLimitPolicy, RateLimitService
 from sidecar.ports import Clock
 from sidecar.ports.circuit import CircuitBreaker
+from sidecar.ports.ratelimit import Limit, MemoryRateLimiter, RateLimiter
 from sidecar.ports.redis_cache import InvalidationListener, RedisKeyCache
 from sidecar.ports.redis_client import RedisClient, RedisGuard, RedisOptions, connect
-from sidecar.settings import Settings
+from sidecar.ports.redis_ratelimit import RedisRateLimiter
+from sidecar.settings import RateLimitRule, Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,29 @@ class RedisTier:
     client: RedisClient
     guard: RedisGuard
     keys: RedisKeyCache
+
+
+def _limit(rule: RateLimitRule) -> Limit:
+    return Limit(requests=rule.requests, period_s=rule.per_s, burst=rule.burst or rule.requests)
+
+
+def build_rate_limits(settings: Settings, redis: RedisTier | None, clock: Clock) -> RateLimitService | None:
+    """The rate limiter: shared in Redis when configured (in-process while it is down), else in-process."""
+    rl = settings.rate_limit
+    if not rl.enabled:
+        return None
+    policy = RateLimitPolicy(
+        default=_limit(rl.default),
+        unauthenticated=_limit(rl.unauthenticated),
+        by_type={t: _limit(r) for t, r in rl.by_type.items()},
+        by_role={role: _limit(r) for role, r in rl.by_role.items()},
+        by_key={key_id: _limit(r) for key_id, r in rl.by_key.items()},
+    )
+    local = MemoryRateLimiter(clock)
+    limiter: RateLimiter = (
+        local if redis is None else RedisRateLimiter(redis.client, redis.guard, local, prefix=settings.redis.prefix)
+    )
+    return RateLimitService(limiter, policy, trusted_hops=rl.trusted_proxy_hops)
 
 
 #: The running invalidation listener of an app (absent without Redis); readiness and tests look at it.

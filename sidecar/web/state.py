@@ -9,6 +9,7 @@ from aiohttp import web
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import KeyService
+from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy
 
 
@@ -18,6 +19,7 @@ class Services:
     policy: Policy
     authenticator: Authenticator
     console: ConsoleSessions
+    ratelimits: RateLimitService | None = None
 
 
 SERVICES = web.AppKey("services", Services)
