@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -17,7 +18,7 @@ from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.errors import ConfigError
-from sidecar.ports import Clock, KeyStore, SharedKeyCache, sqlite
+from sidecar.ports import Clock, KeyStore, SharedKeyCache, postgres, sqlite
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.redis_client import check_url as check_redis_url
@@ -34,6 +35,8 @@ BootstrapHook = Callable[[IssuedKey], None]
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
 SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS,)
+#: The same for PostgreSQL-backed components.
+POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +47,31 @@ class Stores:
 
 
 @asynccontextmanager
-async def open_stores(url: str) -> AsyncIterator[Stores]:
-    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated."""
+async def open_stores(url: str, *, pool_size: int = 10, timeout_s: float = 5.0) -> AsyncIterator[Stores]:
+    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated.
+
+    ``pool_size`` and ``timeout_s`` apply to PostgreSQL (``SIDECAR_DATABASE_POOL_SIZE``/``_TIMEOUT_S``).
+    """
     if url.startswith("sqlite:///"):
         async with sqlite.SqliteDatabase.open(Path(url.removeprefix("sqlite:///")), SQLITE_MIGRATIONS) as db:
             yield Stores(keys=sqlite.SqliteKeyStore(db))
         return
+    if url.startswith(("postgresql://", "postgres://")):
+        async with postgres.PostgresDatabase.open(
+            url, POSTGRES_MIGRATIONS, pool_size=pool_size, timeout_s=timeout_s
+        ) as pg:
+            yield Stores(keys=postgres.PostgresKeyStore(pg))
+        return
     raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
+
+
+def store_options(settings: Settings) -> dict[str, Any]:
+    """``open_stores`` arguments from the settings: ``open_stores(**store_options(settings))``."""
+    return {
+        "url": settings.store_url(),
+        "pool_size": settings.database_pool_size,
+        "timeout_s": settings.database_timeout_s,
+    }
 
 
 def build_sealer(settings: Settings) -> Sealer:
@@ -96,7 +117,7 @@ def create_app(
 
     @asynccontextmanager
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with open_stores(settings.store_url()) as stores, open_redis(settings, clock) as redis:
+        async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
             key_service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
             app[SERVICES] = Services(
                 keys=key_service,

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="sqlite:///path or postgresql://…; default: SQLite file in data_dir"
     )
+    database_pool_size: int = Field(10, ge=1, le=1000, description="PostgreSQL: connections per process, at most")
+    database_timeout_s: float = Field(
+        5.0, gt=0, le=300, description="PostgreSQL: connect/query timeout before a request gets 503"
+    )
     redis_url: str | None = None
     bootstrap_admin_key: SecretStr | None = None
     master_key: SecretStr | None = Field(
@@ -137,4 +141,16 @@ def load_role_model(path: Path | None) -> RoleModel:
     try:
         return RoleModel.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {describe_validation_error(exc)}") from None
+        raise ConfigError(f"{where}: {describe_file_error(exc)}") from None
+
+
+def describe_file_error(exc: ValidationError) -> str:
+    """A config file's errors: the entry's path and the problem; model checks speak for themselves."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        problem = (
+            str(err["ctx"]["error"]) if err["type"] == "value_error" and "error" in err.get("ctx", {}) else err["msg"]
+        )
+        lines.append(f"{where}: {problem}" if where else problem)
+    return "; ".join(lines)

@@ -103,3 +103,14 @@ class SecretSealer(Protocol):
     def unseal(self, token: str, *, purpose: str) -> bytes:
         """The plaintext; raises ``ConfigError`` or ``ValueError`` if the token is not genuine."""
         ...
+
+
+class ReplayGuard(Protocol):
+    """Remembers verified webhook signatures (or message ids) so a second delivery is refused."""
+
+    async def first_use(self, key: str, ttl_s: float) -> bool:
+        """Record ``key`` for ``ttl_s`` seconds; ``False`` if it is already recorded (a replay).
+
+        Atomic: of two concurrent calls with the same key, exactly one gets ``True``.
+        """
+        ...
