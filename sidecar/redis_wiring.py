@@ -88,13 +88,21 @@ async def invalidations(tier: RedisTier | None, keys: KeyService) -> AsyncIterat
     if tier is None:
         yield None
         return
-    listener = InvalidationListener(
-        tier.client, tier.keys.channel, on_message=keys.forget, on_subscribed=keys.forget_all
-    )
+    redelivery: set[asyncio.Task[int]] = set()
+
+    def subscribed() -> None:
+        keys.forget_all()  # messages may have been missed while we were not listening
+        tier.guard.breaker.success()  # the subscription itself is proof Redis answers again
+        task = asyncio.create_task(tier.keys.deliver_pending())  # and ours may not have gone out
+        redelivery.add(task)
+        task.add_done_callback(redelivery.discard)
+
+    listener = InvalidationListener(tier.client, tier.keys.channel, on_message=keys.forget, on_subscribed=subscribed)
     task = asyncio.create_task(listener.run(), name="sidecar-invalidations")
     try:
         yield listener
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (task, *redelivery):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
