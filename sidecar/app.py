@@ -13,7 +13,9 @@ from pathlib import Path
 from aiohttp import web
 
 from sidecar.domain.authn import Authenticator
+from sidecar.domain.decision import Anonymous, CredentialAuthenticator, CredentialSources, Decider, PresentedCredential
 from sidecar.domain.keys import IssuedKey, KeyService
+from sidecar.domain.operations import OperationPolicy, OperationReader
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.errors import ConfigError
 from sidecar.ports import Clock, KeyStore, sqlite
@@ -21,7 +23,7 @@ from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.settings import Settings, load_role_model
-from sidecar.web import auth, keys
+from sidecar.web import auth, hasura, keys
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
 
@@ -66,6 +68,26 @@ def build_key_service(settings: Settings, store: KeyStore, clock: Clock, policy:
     return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id)
 
 
+def build_hasura_webhook(
+    settings: Settings, authenticator: Authenticator, policy: Policy, clock: Clock
+) -> hasura.HasuraWebhook:
+    """The webhook's pipeline: a presented credential (API key, session JWT), then anonymous."""
+    s = settings.hasura_webhook
+    steps: list[CredentialAuthenticator] = [PresentedCredential(authenticator)]
+    if s.anonymous:
+        role = s.anonymous_role
+        steps.append(Anonymous(role, policy.role_scopes(role) if policy.has_role(role) else ()))
+    operations = None
+    if s.operation_checks:
+        subscribers = frozenset(s.subscription_roles) if s.subscription_roles is not None else None
+        operations = OperationPolicy(
+            OperationReader(max_entries=s.operation_cache_entries), subscription_roles=subscribers
+        )
+    decider = Decider(steps, clock, operations=operations, max_cache_age_s=s.max_cache_age_s)
+    sources = CredentialSources(header=s.credential_header, cookie=s.credential_cookie)
+    return hasura.HasuraWebhook(decider, sources, s.max_body_bytes)
+
+
 async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
@@ -90,7 +112,9 @@ def create_app(
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_stores(settings.store_url()) as stores:
             key_service = build_key_service(settings, stores.keys, clock, policy)
-            app[SERVICES] = Services(keys=key_service, policy=policy, authenticator=Authenticator(key_service))
+            authenticator = Authenticator(key_service)
+            app[SERVICES] = Services(keys=key_service, policy=policy, authenticator=authenticator)
+            app[hasura.HASURA_WEBHOOK] = build_hasura_webhook(settings, authenticator, policy, clock)
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
             if issued is not None and on_bootstrap is not None:
@@ -106,6 +130,6 @@ def create_app(
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)
-    for module in (auth, keys):
+    for module in (auth, keys, hasura):
         app.router.add_routes(module.routes)
     return app
