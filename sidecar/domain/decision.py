@@ -198,6 +198,7 @@ class Decider:
         self._clock = clock
         self._operations = operations
         self._max_age = max_cache_age_s
+        self._bodies = hasura_session.SessionBodies()
         self.outcomes: Counter[tuple[str, str]] = Counter()
 
     async def decide(self, creds: Credentials, request: object = NOT_SENT) -> Decision:
@@ -215,9 +216,8 @@ class Decider:
         role = choose_role(principal, creds.requested_role)
         if self._operations is not None and request is not NOT_SENT:
             self._operations.check(principal, role, request)
-        session = hasura_session.session_variables(principal, role)
         max_age = hasura_session.cache_max_age(self._clock.now(), principal.expires_at, self._max_age)
-        return Decision(principal, role, hasura_session.encode_session(session, max_age))
+        return Decision(principal, role, self._bodies.body(principal, role, max_age))
 
     async def _authenticate(self, creds: Credentials) -> Principal:
         for authenticator in self._authenticators:

@@ -69,7 +69,43 @@ def session_variables(principal: Principal, role: str) -> dict[str, str]:
 
 def encode_session(session: dict[str, str], max_age: int) -> bytes:
     """The JSON body: the session plus ``Cache-Control: max-age=N`` (a string, as §1.8 demands)."""
+    return _with_cache_control(_encode_prefix(session), max_age)
+
+
+def _encode_prefix(session: dict[str, str]) -> bytes:
+    """The body up to (not including) its ``Cache-Control`` entry: ``{"k":"v",...,``."""
     body = {k: v for k, v in session.items() if k.lower() not in FORBIDDEN_KEYS}
-    body[CACHE_CONTROL] = f"max-age={max_age}"
     # ASCII escapes keep any odd code point (even a lone surrogate) encodable.
-    return json.dumps(body, separators=(",", ":")).encode("ascii")
+    return json.dumps(body, separators=(",", ":")).encode("ascii")[:-1] + b","
+
+
+def _with_cache_control(prefix: bytes, max_age: int) -> bytes:
+    return b'%s"Cache-Control":"max-age=%d"}' % (prefix, max_age)
+
+
+def _identity(principal: Principal, role: str) -> tuple[object, ...]:
+    """Every input of ``session_variables``: equal identities give equal sessions."""
+    p = principal
+    return (role, p.credential_type, p.subject, p.user_id, p.org_id, p.team_id, p.key_id, p.environment, p.scopes)
+
+
+class SessionBodies:
+    """Encoded session bodies, kept per identity and role: the webhook answers the same callers
+    over and over, and only ``Cache-Control`` changes from one answer to the next."""
+
+    def __init__(self, *, max_entries: int = 10_000) -> None:
+        self._max = max_entries
+        self._prefixes: dict[tuple[object, ...], bytes] = {}
+
+    def body(self, principal: Principal, role: str, max_age: int) -> bytes:
+        identity = _identity(principal, role)
+        prefix = self._prefixes.get(identity)
+        if prefix is None:
+            prefix = _encode_prefix(session_variables(principal, role))
+            if len(self._prefixes) >= self._max:
+                del self._prefixes[next(iter(self._prefixes))]  # oldest first: dicts keep insertion order
+            self._prefixes[identity] = prefix
+        return _with_cache_control(prefix, max_age)
+
+    def __len__(self) -> int:
+        return len(self._prefixes)

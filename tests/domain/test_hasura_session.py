@@ -13,7 +13,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sidecar.domain.hasura_session import cache_max_age, encode_session, pg_array_literal, session_variables
+from sidecar.domain.hasura_session import (
+    SessionBodies,
+    cache_max_age,
+    encode_session,
+    pg_array_literal,
+    session_variables,
+)
 from sidecar.models import CredentialType, Environment, KeyType, Principal
 from tests.hasura_rules import hasura_reads, parse_pg_text_array
 
@@ -150,3 +156,15 @@ def test_odd_characters_stay_valid_json_strings() -> None:
     view = hasura_reads(200, encode_session(session, 1))
     assert view.session["x-hasura-org-id"] == "org \ud800 \u00e9"
     assert parse_pg_text_array(view.session["x-hasura-permissions"]) == ['x"y']
+
+
+def test_session_bodies_are_kept_per_identity_and_bounded() -> None:
+    bodies = SessionBodies(max_entries=2)
+    first = bodies.body(principal(), "operator", 60)
+    assert first == encode_session(session_variables(principal(), "operator"), 60)
+    assert bodies.body(principal(), "operator", 7) == encode_session(session_variables(principal(), "operator"), 7)
+    assert len(bodies) == 1
+    other_scopes = bodies.body(principal(scopes=("orders:read",)), "operator", 60)
+    other_role = bodies.body(principal(), "viewer", 60)
+    assert len({first, other_scopes, other_role}) == 3
+    assert len(bodies) == 2
