@@ -1,9 +1,11 @@
 """Run the webhook benchmark: baseline vs the real sidecar, same machine, same run.
 
 Both servers run in their own processes pinned to core 0; the load generator runs on core 1.
-Every scenario runs ``--rounds`` times, interleaved with the baseline, and the best round counts
-(other processes on the machine only ever slow a round down). Then each sidecar scenario runs
-again at half its best rate, for the latency a Hasura under normal load would see.
+Every round runs every scenario back to back; ratios are taken within a round and their median
+reported, so other load on the machine affects both sides of a ratio alike. Throughput is also
+given per CPU-second of the server process, which other processes barely disturb. Then the
+baseline and each sidecar scenario run again at half their median rate, for the latency a Hasura
+under normal load would see.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -165,10 +168,14 @@ def scenarios(
     return found
 
 
-def measure(found: list[Scenario], rounds: int, duration: float) -> dict[str, Measured]:
-    """Each scenario ``rounds`` times, interleaved; the round with the most requests per CPU-second counts."""
-    best: dict[str, Measured] = {}
+Rounds = list[dict[str, Measured]]
+
+
+def measure(found: list[Scenario], rounds: int, duration: float) -> Rounds:
+    """Every scenario once per round, back to back, so that each round's ratios share conditions."""
+    measured: Rounds = []
     for round_no in range(1, rounds + 1):
+        this: dict[str, Measured] = {}
         for scenario in found:
             m = measure_once(scenario, replace(scenario.load, duration_s=duration))
             if m.result.bad:
@@ -177,39 +184,45 @@ def measure(found: list[Scenario], rounds: int, duration: float) -> dict[str, Me
                 f"  round {round_no}: {scenario.name:28} {m.result.rps:9.0f} req/s {m.per_cpu_s:9.0f} req/cpu-s",
                 flush=True,
             )
-            if scenario.name not in best or m.per_cpu_s > best[scenario.name].per_cpu_s:
-                best[scenario.name] = m
-    return best
+            this[scenario.name] = m
+        measured.append(this)
+    return measured
 
 
-def report(found: list[Scenario], best: dict[str, Measured], half: dict[str, Result], token: bool) -> None:
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def report(found: list[Scenario], measured: Rounds, half: dict[str, Result], token: bool) -> None:
     print()
     print(f"{'scenario':28} {'req/cpu-s':>9} {'ratio':>6} {'req/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}"
           f"  | half rate: {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7}")  # fmt: skip
     for scenario in found:
-        m = best[scenario.name]
-        r = m.result
-        if scenario.baseline is None:
-            print(f"{scenario.name:28} {m.per_cpu_s:9.0f} {'':6} {r.rps:8.0f} {'':6} {r.p50_ms:7.2f} {r.p99_ms:7.2f}")
-            continue
-        base = best[scenario.baseline]
-        ratio = m.per_cpu_s / base.per_cpu_s
-        wall = r.rps / base.result.rps
-        h = half[scenario.name]
+        runs = [r[scenario.name] for r in measured]
         line = (
-            f"{scenario.name:28} {m.per_cpu_s:9.0f} {ratio:6.2f} {r.rps:8.0f} {wall:6.2f} "
-            f"{r.p50_ms:7.2f} {r.p99_ms:7.2f}"
-            f"  | {'':10} {h.rps:7.0f} {h.p50_ms:7.2f} {h.p99_ms:7.2f}"
+            f"{scenario.name:28} {_median([m.per_cpu_s for m in runs]):9.0f} {{ratio}} "
+            f"{_median([m.result.rps for m in runs]):8.0f} {{wall}} "
+            f"{_median([m.result.p50_ms for m in runs]):7.2f} {_median([m.result.p99_ms for m in runs]):7.2f}"
         )
+        h = half.get(scenario.name)
+        if h is not None:
+            line += f"  | {'':10} {h.rps:7.0f} {h.p50_ms:7.2f} {h.p99_ms:7.2f}"
+        if scenario.baseline is None:
+            print(line.format(ratio=" " * 6, wall=" " * 6))
+            continue
+        ratio = _median([r[scenario.name].per_cpu_s / r[scenario.baseline].per_cpu_s for r in measured])
+        wall = _median([r[scenario.name].result.rps / r[scenario.baseline].result.rps for r in measured])
         verdicts = []
         target = TARGETS.get(scenario.name)
         if target is not None:
             verdicts.append(f"ratio {'ok' if ratio >= target else 'BELOW'} {target}")
-        verdicts.append(f"p99 {'ok' if h.p99_ms <= P99_TARGET_MS else 'ABOVE'} {P99_TARGET_MS} ms")
-        print(line + "  (" + ", ".join(verdicts) + ")")
+        if h is not None:
+            verdicts.append(f"p99 {'ok' if h.p99_ms <= P99_TARGET_MS else 'ABOVE'} {P99_TARGET_MS} ms")
+        print(line.format(ratio=f"{ratio:6.2f}", wall=f"{wall:6.2f}") + "  (" + ", ".join(verdicts) + ")")
     print(
-        "\nreq/cpu-s: requests per CPU-second of the server process (its rate on one free core; robust to"
-        " other load);\nreq/s: wall-clock rate of the best round. Ratios are to the baseline GET of this run."
+        "\nMedians over the rounds. req/cpu-s: requests per CPU-second of the server process (its rate on"
+        " one free core,\nrobust to other load); req/s: wall-clock rate. Ratios: median of each round's"
+        " ratio to that round's baseline GET."
     )
     if not token:
         print("session JWT: skipped (POST /v1/auth/token is not available in this build)")
@@ -217,8 +230,8 @@ def report(found: list[Scenario], best: dict[str, Measured], half: dict[str, Res
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds per scenario; the best one counts")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of every scenario; medians are reported")
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
 
@@ -246,10 +259,10 @@ def main() -> None:
                 pids = (base_proc.pid, proc.pid)
                 found = scenarios((baseline, sidecar), pids, operator, viewer, token, args.connections)
                 print(f"measuring {len(found)} scenarios x {args.rounds} rounds of {args.duration:g} s", flush=True)
-                best = measure(found, args.rounds, args.duration)
+                measured = measure(found, args.rounds, args.duration)
                 half = {
-                    s.name: run(replace(s.load, rate=best[s.name].result.rps / 2, duration_s=args.duration), LOAD_CPU)
+                    s.name: run(replace(s.load, rate=_median([r[s.name].result.rps for r in measured]) / 2), LOAD_CPU)
                     for s in found
-                    if s.baseline is not None
+                    if s.baseline is not None or s.name == "baseline GET"
                 }
-        report(found, best, half, token is not None)
+        report(found, measured, half, token is not None)

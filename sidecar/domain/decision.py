@@ -8,7 +8,7 @@ to anonymous access (hasura-contract.md §4.2).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,47 +45,66 @@ class Credentials:
         return self.credential is not None or self.malformed
 
     @classmethod
-    def from_headers(cls, headers: Iterable[tuple[str, str]], sources: CredentialSources) -> Credentials:
-        """Parse ``(name, value)`` pairs; header names compare case-insensitively.
+    def from_headers(cls, headers: HeaderLookup, sources: CredentialSources) -> Credentials:
+        """Parse the client's headers (looked up case-insensitively).
 
         Precedence: ``Authorization``, then the custom header, then the cookie; the first one
         present decides. A header sent twice with different values is ambiguous: malformed.
         """
-        custom = sources.header.lower() if sources.header else None
-        found, ambiguous = _collect(headers, custom)
-        role = found.get("x-hasura-role", "").strip() or None
-        if "x-hasura-role" in ambiguous:
+        raw_role, role_ambiguous = _single(headers, "x-hasura-role")
+        role = raw_role.strip() or None
+        if role_ambiguous:
             return cls(malformed=True, requested_role=role)
-        for name in ("authorization", custom):
-            raw = found.get(name, "").strip() if name else ""
+        for name in ("authorization", sources.header):
+            if name is None:
+                continue
+            raw, ambiguous = _single(headers, name)
+            raw = raw.strip()
             if not raw:
                 continue
-            credential = None if name in ambiguous else _bearer(raw) if name == "authorization" else _bare(raw)
+            credential = None if ambiguous else _bearer(raw) if name == "authorization" else _bare(raw)
             return cls(credential=credential, malformed=credential is None, requested_role=role)
-        if sources.cookie and "cookie" in found:
-            value = _cookie(found["cookie"], sources.cookie)
+        if sources.cookie:
+            cookies = headers.getall("cookie", _NONE)  # HTTP/2 may split cookies over several headers
+            value = _cookie("; ".join(cookies), sources.cookie) if cookies else None
             if value is not None:
                 return cls(credential=value or None, malformed=not value, requested_role=role)
         return cls(requested_role=role)
 
 
-def _collect(headers: Iterable[tuple[str, str]], custom: str | None) -> tuple[dict[str, str], set[str]]:
-    """The headers we read, by lower-case name, and the names sent twice with different values."""
-    found: dict[str, str] = {}
-    ambiguous: set[str] = set()
-    for name, value in headers:
-        low = name.lower()
-        if low in _WANTED or low == custom:
-            if low not in found:
-                found[low] = value
-            elif low == "cookie":  # HTTP/2 may split cookies over several headers
-                found[low] += "; " + value
-            elif found[low] != value:
-                ambiguous.add(low)
-    return found, ambiguous
+class HeaderLookup(Protocol):
+    """Case-insensitive access to every value of a header (aiohttp's headers, ``FoldedHeaders``)."""
+
+    def getall(self, key: str, default: list[str], /) -> list[str]: ...
 
 
-_WANTED = frozenset({"authorization", "x-hasura-role", "cookie"})
+class FoldedHeaders:
+    """A POST body's ``headers`` object as a ``HeaderLookup``: names in any case, string values only.
+
+    Names differing only in case (``Authorization`` and ``authorization``) count as one header
+    sent twice.
+    """
+
+    def __init__(self, headers: Mapping[str, object]) -> None:
+        self._values: dict[str, list[str]] = {}
+        for name, value in headers.items():
+            if isinstance(value, str):
+                self._values.setdefault(name.lower(), []).append(value)
+
+    def getall(self, key: str, default: list[str], /) -> list[str]:
+        return self._values.get(key.lower(), default)
+
+
+_NONE: list[str] = []
+
+
+def _single(headers: HeaderLookup, name: str) -> tuple[str, bool]:
+    """The header's value ("" when absent), and whether it was sent twice with different values."""
+    values = headers.getall(name, _NONE)
+    if not values:
+        return "", False
+    first = values[0]
+    return first, any(v != first for v in values)
 
 
 def _bearer(value: str) -> str | None:
@@ -226,8 +245,3 @@ class Decider:
             except NotResponsible:
                 continue
         raise Unauthorized("no credentials: send an API key or token", reason="no_credentials")
-
-
-def header_pairs(headers: Mapping[str, object]) -> list[tuple[str, str]]:
-    """The string-valued entries of a POST body's ``headers`` object; others are dropped."""
-    return [(k, v) for k, v in headers.items() if isinstance(v, str)]

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.domain.decision import NOT_SENT, Credentials, CredentialSources, Decider, Decision, header_pairs
+from sidecar.domain.decision import NOT_SENT, Credentials, CredentialSources, Decider, Decision, FoldedHeaders
 from sidecar.errors import InvalidRequest
 
 routes = web.RouteTableDef()
@@ -33,7 +33,7 @@ HASURA_WEBHOOK = web.AppKey("hasura_webhook", HasuraWebhook)
 async def webhook_get(request: web.Request) -> web.Response:
     """GET mode: the client's headers arrive as this request's headers (§1.4)."""
     hook = request.app[HASURA_WEBHOOK]
-    creds = Credentials.from_headers(request.headers.items(), hook.sources)
+    creds = Credentials.from_headers(request.headers, hook.sources)
     return _allow(await hook.decider.decide(creds))
 
 
@@ -45,7 +45,7 @@ async def webhook_post(request: web.Request) -> web.Response:
     headers = payload.get("headers")
     if not isinstance(headers, dict):
         raise InvalidRequest("the body must have a 'headers' object", reason="webhook_headers_missing")
-    creds = Credentials.from_headers(header_pairs(headers), hook.sources)
+    creds = Credentials.from_headers(FoldedHeaders(headers), hook.sources)
     return _allow(await hook.decider.decide(creds, payload.get("request", NOT_SENT)))
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 
 from sidecar.app import build_key_service, open_stores
 from sidecar.domain.authn import Authenticator
@@ -18,6 +19,7 @@ from sidecar.domain.decision import (
     Credentials,
     CredentialSources,
     Decider,
+    FoldedHeaders,
     PresentedCredential,
 )
 from sidecar.domain.keys import KeyService, NewKey
@@ -33,7 +35,12 @@ SOURCES = CredentialSources(header="X-Api-Key", cookie="sidecar_key")
 
 
 def creds(**headers: str) -> Credentials:
-    return Credentials.from_headers([(k.replace("_", "-"), v) for k, v in headers.items()], SOURCES)
+    return Credentials.from_headers(FoldedHeaders({k.replace("_", "-"): v for k, v in headers.items()}), SOURCES)
+
+
+def from_pairs(pairs: list[tuple[str, str]], sources: CredentialSources = SOURCES) -> Credentials:
+    """As aiohttp hands GET mode's headers over: a case-insensitive multi-dict."""
+    return Credentials.from_headers(CIMultiDict(pairs), sources)
 
 
 # --- Credentials, parsed from headers --------------------------------------------------------
@@ -42,7 +49,7 @@ def creds(**headers: str) -> Credentials:
 @pytest.mark.parametrize("name", ["Authorization", "authorization", "AUTHORIZATION"])
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
 def test_bearer_in_any_case(name: str, scheme: str) -> None:
-    parsed = Credentials.from_headers([(name, f"{scheme} sk_x")], SOURCES)
+    parsed = from_pairs([(name, f"{scheme} sk_x")])
     assert parsed.credential == "sk_x"
     assert not parsed.malformed
 
@@ -62,15 +69,20 @@ def test_blank_authorization_counts_as_absent() -> None:
 
 
 def test_two_different_authorization_headers_are_ambiguous() -> None:
-    parsed = Credentials.from_headers([("Authorization", "Bearer a"), ("authorization", "Bearer b")], SOURCES)
-    assert parsed.malformed
+    assert from_pairs([("Authorization", "Bearer a"), ("authorization", "Bearer b")]).malformed
+    assert FoldedHeaders({"Authorization": "Bearer a", "AUTHORIZATION": "Bearer b"}).getall("authorization", []) == [
+        "Bearer a",
+        "Bearer b",
+    ]
+    assert from_pairs([("X-Hasura-Role", "a"), ("X-Hasura-Role", "b"), ("Authorization", "Bearer k")]).malformed
+    assert from_pairs([("Authorization", "Bearer k"), ("Authorization", "Bearer k")]).credential == "k"
 
 
 def test_custom_header_and_cookie_carry_credentials() -> None:
     assert creds(x_api_key="sk_1").credential == "sk_1"
     assert creds(Cookie="theme=dark; sidecar_key=sk_2; other=1").credential == "sk_2"
     assert creds(Cookie='sidecar_key="sk_3"').credential == "sk_3"
-    split = Credentials.from_headers([("cookie", "a=1"), ("Cookie", "sidecar_key=sk_4")], SOURCES)
+    split = from_pairs([("cookie", "a=1"), ("Cookie", "sidecar_key=sk_4")])
     assert split.credential == "sk_4"
 
 
@@ -82,12 +94,12 @@ def test_authorization_wins_then_custom_header_then_cookie() -> None:
 def test_an_empty_credential_cookie_is_malformed_and_unrelated_cookies_are_nothing() -> None:
     assert creds(Cookie="sidecar_key=").malformed
     assert not creds(Cookie="session=abc").presented
-    assert not Credentials.from_headers([("X-Api-Key", "sk_1")], CredentialSources()).presented
+    assert not from_pairs([("X-Api-Key", "sk_1")], CredentialSources()).presented
 
 
 def test_requested_role_is_read_in_any_case_and_blank_means_default() -> None:
     assert creds(x_hasura_role="viewer").requested_role == "viewer"
-    assert Credentials.from_headers([("X-HASURA-ROLE", "admin")], SOURCES).requested_role == "admin"
+    assert from_pairs([("X-HASURA-ROLE", "admin")]).requested_role == "admin"
     assert creds(x_hasura_role=" ").requested_role is None
 
 

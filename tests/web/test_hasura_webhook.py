@@ -120,6 +120,8 @@ async def test_bad_keys_are_exactly_401(client: Client, admin_key: str, clock: F
         "pk_test_",
         "eyJhbGciOiJIUzI1NiJ9.e30.sig",
         "\u00e9\u00e9\u00e9",
+        "sk_live_" + "\u00e9" * 38,
+        "sk_live_" + "A" * 5000,
     ]
     for credential in bad:
         resp = await client.get(URL, headers=get_mode_headers({"Authorization": f"Bearer {credential}"}))
