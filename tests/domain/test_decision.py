@@ -12,6 +12,7 @@ import pytest
 from multidict import CIMultiDict
 
 from sidecar.app import build_key_service, open_stores
+from sidecar.domain import keyformat
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.decision import (
     Anonymous,
@@ -250,3 +251,41 @@ async def test_store_down_is_unavailable_unless_the_key_is_cached(
     with pytest.raises(Unavailable):
         await decider.decide(creds(Authorization=f"Bearer {uncached}"))
     assert decider.outcomes["error", "store_unavailable"] == 1
+
+
+class CountingStore:
+    """The real SQLite store, with a tally of the calls that reach it."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if callable(attr):
+
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                self.calls.append(name)
+                return attr(*args, **kwargs)
+
+            return counted
+        return attr
+
+
+async def test_a_repeated_key_costs_no_store_call_and_nothing_is_written(
+    make_settings: Callable[..., Settings], clock: FrozenClock
+) -> None:
+    settings = make_settings()
+    policy = Policy(load_role_model(None))
+    async with open_stores(settings.store_url()) as stores:
+        store = CountingStore(stores.keys)
+        keys = build_key_service(settings, store, clock, policy)
+        key = (await keys.create(NewKey(), grantor=None)).key
+        unknown = keyformat.mint(keyformat.PREFIXES[0])  # well formed, never stored
+        decider = Decider([PresentedCredential(Authenticator(keys))], clock, operations=None, max_cache_age_s=60)
+        store.calls.clear()
+        for _ in range(50):
+            await decider.decide(creds(Authorization=f"Bearer {key}"))
+            with pytest.raises(Unauthorized):
+                await decider.decide(creds(Authorization=f"Bearer {unknown}"))
+        assert store.calls == ["get_key_by_digest", "get_key_by_digest"]  # the first lookup of each, only
