@@ -15,7 +15,9 @@ from aiohttp import web
 
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
+from sidecar.domain.decision import Anonymous, CredentialAuthenticator, CredentialSources, Decider, PresentedCredential
 from sidecar.domain.keys import IssuedKey, KeyService
+from sidecar.domain.operations import OperationPolicy, OperationReader
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.domain.tables import TableModel
 from sidecar.errors import ConfigError, SidecarError
@@ -26,7 +28,7 @@ from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.redis_wiring import INVALIDATIONS, build_rate_limits, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model, load_table_model
-from sidecar.web import auth, dashboard, keys, ratelimit
+from sidecar.web import auth, dashboard, hasura, keys, ratelimit
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
 
@@ -93,6 +95,26 @@ def build_key_service(
     return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id, shared=shared)
 
 
+def build_hasura_webhook(
+    settings: Settings, authenticator: Authenticator, policy: Policy, clock: Clock
+) -> hasura.HasuraWebhook:
+    """The webhook's pipeline: a presented credential (API key, session JWT), then anonymous."""
+    s = settings.hasura_webhook
+    steps: list[CredentialAuthenticator] = [PresentedCredential(authenticator)]
+    if s.anonymous:
+        role = s.anonymous_role
+        steps.append(Anonymous(role, policy.role_scopes(role) if policy.has_role(role) else ()))
+    operations = None
+    if s.operation_checks:
+        subscribers = frozenset(s.subscription_roles) if s.subscription_roles is not None else None
+        operations = OperationPolicy(
+            OperationReader(max_entries=s.operation_cache_entries), subscription_roles=subscribers
+        )
+    decider = Decider(steps, clock, operations=operations, max_cache_age_s=s.max_cache_age_s)
+    sources = CredentialSources(header=s.credential_header, cookie=s.credential_cookie)
+    return hasura.HasuraWebhook(decider, sources, s.max_body_bytes)
+
+
 async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
@@ -122,14 +144,16 @@ def create_app(
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
             key_service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
+            authenticator = Authenticator(key_service)
             app[SERVICES] = Services(
                 keys=key_service,
                 policy=policy,
-                authenticator=Authenticator(key_service),
+                authenticator=authenticator,
                 console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
                 tables=tables,
                 ratelimits=build_rate_limits(settings, redis, clock),
             )
+            app[hasura.HASURA_WEBHOOK] = build_hasura_webhook(settings, authenticator, policy, clock)
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
             if issued is not None and on_bootstrap is not None:
@@ -153,6 +177,6 @@ def create_app(
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(ratelimit.add_headers)
     app[dashboard.TEMPLATES] = dashboard.make_templates()
-    for module in (auth, keys, dashboard):
+    for module in (auth, keys, dashboard, hasura):
         app.router.add_routes(module.routes)
     return app
