@@ -15,11 +15,13 @@ from aiohttp import web
 
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
+from sidecar.domain.decision import Anonymous, CredentialAuthenticator, CredentialSources, Decider, PresentedCredential
 from sidecar.domain.external_idp import ExternalIdentity, IdpConfig
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.oauth_authorize import AuthorizationEndpoint
 from sidecar.domain.oauth_clients import OAuthClientService
 from sidecar.domain.oauth_tokens import AccessTokenIssuer, RevocationCheckingVerifier, TokenEndpoint
+from sidecar.domain.operations import OperationPolicy, OperationReader
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.domain.tables import TableModel
 from sidecar.errors import ConfigError, SidecarError
@@ -40,9 +42,9 @@ from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.oauth import OAuthStore
 from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
-from sidecar.redis_wiring import INVALIDATIONS, invalidations, open_redis
+from sidecar.redis_wiring import INVALIDATIONS, build_rate_limits, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model, load_table_model
-from sidecar.web import auth, dashboard, keys, oauth, oauth_clients
+from sidecar.web import auth, dashboard, hasura, keys, oauth, oauth_clients, ratelimit
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, OAuthServices, Services
 
@@ -108,6 +110,26 @@ def build_key_service(
         negative_ttl_s=settings.key_cache.negative_ttl_s,
     )
     return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id, shared=shared)
+
+
+def build_hasura_webhook(
+    settings: Settings, authenticator: Authenticator, policy: Policy, clock: Clock
+) -> hasura.HasuraWebhook:
+    """The webhook's pipeline: a presented credential (API key, session JWT), then anonymous."""
+    s = settings.hasura_webhook
+    steps: list[CredentialAuthenticator] = [PresentedCredential(authenticator)]
+    if s.anonymous:
+        role = s.anonymous_role
+        steps.append(Anonymous(role, policy.role_scopes(role) if policy.has_role(role) else ()))
+    operations = None
+    if s.operation_checks:
+        subscribers = frozenset(s.subscription_roles) if s.subscription_roles is not None else None
+        operations = OperationPolicy(
+            OperationReader(max_entries=s.operation_cache_entries), subscription_roles=subscribers
+        )
+    decider = Decider(steps, clock, operations=operations, max_cache_age_s=s.max_cache_age_s)
+    sources = CredentialSources(header=s.credential_header, cookie=s.credential_cookie)
+    return hasura.HasuraWebhook(decider, sources, s.max_body_bytes)
 
 
 def build_oauth_clients(settings: Settings, store: OAuthStore, clock: Clock, policy: Policy) -> OAuthClientService:
@@ -214,8 +236,10 @@ def create_app(
                 authenticator=authenticator,
                 console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
                 tables=tables,
+                ratelimits=build_rate_limits(settings, redis, clock),
                 oauth=oauth_services,
             )
+            app[hasura.HASURA_WEBHOOK] = build_hasura_webhook(settings, authenticator, policy, clock)
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
             if issued is not None and on_bootstrap is not None:
@@ -237,7 +261,8 @@ def create_app(
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)
+    app.on_response_prepare.append(ratelimit.add_headers)
     app[dashboard.TEMPLATES] = dashboard.make_templates()
-    for module in (auth, keys, dashboard, oauth, oauth_clients):
+    for module in (auth, keys, dashboard, hasura, oauth, oauth_clients):
         app.router.add_routes(module.routes)
     return app

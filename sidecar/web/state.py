@@ -12,6 +12,7 @@ from sidecar.domain.keys import KeyService
 from sidecar.domain.oauth_authorize import AuthorizationEndpoint
 from sidecar.domain.oauth_clients import OAuthClientService
 from sidecar.domain.oauth_tokens import TokenEndpoint
+from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy
 from sidecar.domain.tables import TableModel
 
@@ -34,6 +35,7 @@ class Services:
     authenticator: Authenticator
     console: ConsoleSessions
     tables: TableModel
+    ratelimits: RateLimitService | None = None
     oauth: OAuthServices | None = None
 
 
