@@ -283,3 +283,19 @@ async def test_concurrent_redemptions_of_one_code_yield_no_live_tokens(
         if resp.status == 200:
             token = (await resp.json())["access_token"]
             assert (await http.get("/v1/auth/permissions", headers=bearer(token))).status == 401
+
+
+async def test_hasura_webhook_accepts_the_access_token_until_revoked(
+    http: Client, partner: dict[str, Any], merchant: str
+) -> None:
+    flow = Flow(http, partner["id"], scope="orders:read customers:read")
+    tokens = await token_json(await flow.exchange(await flow.code(merchant), partner["client_secret"]))
+    hook = await http.get("/v1/hasura/webhook", headers=bearer(tokens["access_token"]))
+    assert hook.status == 200
+    session = {k.lower(): v for k, v in (await hook.json()).items()}  # Hasura matches names case-blind
+    assert session["x-hasura-role"] == "restricted"
+    assert session["x-hasura-user-id"] == "user_42"
+    assert session["x-hasura-permissions"] == "{orders:read,customers:read}"
+    auth = basic(partner["id"], partner["client_secret"])
+    await http.post("/oauth/revoke", data={"token": tokens["refresh_token"]}, headers=auth)
+    assert (await http.get("/v1/hasura/webhook", headers=bearer(tokens["access_token"]))).status == 401
