@@ -12,16 +12,19 @@ from pathlib import Path
 
 from aiohttp import web
 
+from sidecar.domain import jwk
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
+from sidecar.domain.signing_keys import KeyRing, RingTiming
+from sidecar.domain.tokens import TokenConfig, TokenService
 from sidecar.errors import ConfigError
-from sidecar.ports import Clock, KeyStore, sqlite
+from sidecar.ports import Clock, KeyStore, SigningKeyStore, sqlite, sqlite_signing
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.settings import Settings, load_role_model
-from sidecar.web import auth, keys
+from sidecar.web import auth, keys, tokens
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
 
@@ -30,7 +33,7 @@ BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS,)
+SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_signing.MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,7 @@ class Stores:
     """The durable stores of one database; components add theirs as fields."""
 
     keys: KeyStore
+    signing_keys: SigningKeyStore
 
 
 @asynccontextmanager
@@ -45,7 +49,7 @@ async def open_stores(url: str) -> AsyncIterator[Stores]:
     """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated."""
     if url.startswith("sqlite:///"):
         async with sqlite.SqliteDatabase.open(Path(url.removeprefix("sqlite:///")), SQLITE_MIGRATIONS) as db:
-            yield Stores(keys=sqlite.SqliteKeyStore(db))
+            yield Stores(keys=sqlite.SqliteKeyStore(db), signing_keys=sqlite_signing.SqliteSigningKeyStore(db))
         return
     raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
 
@@ -64,6 +68,55 @@ def build_key_service(settings: Settings, store: KeyStore, clock: Clock, policy:
         negative_ttl_s=settings.key_cache.negative_ttl_s,
     )
     return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id)
+
+
+def build_key_ring(settings: Settings, store: SigningKeyStore, clock: Clock) -> KeyRing:
+    """The signing keys: the HS256 secret, PEM files (newest signs), or generated into the store."""
+    conf = settings.jwt
+    timing = RingTiming(
+        max_token_ttl_s=conf.ttl_s,
+        clock_skew_s=conf.clock_skew_s,
+        jwks_max_age_s=conf.jwks_max_age_s,
+        reload_s=conf.ring_reload_s,
+    )
+    if conf.algorithm == "HS256":
+        assert conf.hs256_secret is not None  # JwtSettings checks it
+        secret = jwk.hmac_secret(conf.hs256_secret.get_secret_value().encode())
+        return KeyRing(clock, timing, algorithm="HS256", fixed=[secret])
+    if conf.key_files:
+        return KeyRing(clock, timing, algorithm=conf.algorithm, fixed=[_read_pem(path) for path in conf.key_files])
+    return KeyRing(clock, timing, algorithm=conf.algorithm, store=store, sealer=build_sealer(settings))
+
+
+def _read_pem(path: Path) -> jwk.KeyMaterial:
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"SIDECAR_JWT__KEY_FILES: cannot read {path}: {exc.strerror}") from None
+    return jwk.asymmetric(jwk.from_pem(pem, where=str(path)))
+
+
+def build_token_service(settings: Settings, ring: KeyRing, clock: Clock, policy: Policy) -> TokenService:
+    conf = settings.jwt
+    config = TokenConfig(
+        issuer=conf.issuer or settings.base_url(),
+        audience=conf.audience,
+        ttl_s=conf.ttl_s,
+        claims_namespace=conf.claims_namespace,
+        claims_format=conf.claims_format,
+        iat_backdate_s=conf.iat_backdate_s,
+        clock_skew_s=conf.clock_skew_s,
+    )
+    return TokenService(ring, clock, policy, config)
+
+
+async def _reload_ring_forever(ring: KeyRing, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await ring.reload()
+        except Exception:
+            log.exception("could not reload the signing keys; will retry")
 
 
 async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
@@ -90,22 +143,34 @@ def create_app(
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_stores(settings.store_url()) as stores:
             key_service = build_key_service(settings, stores.keys, clock, policy)
-            app[SERVICES] = Services(keys=key_service, policy=policy, authenticator=Authenticator(key_service))
+            ring = build_key_ring(settings, stores.signing_keys, clock)
+            await ring.start()
+            token_service = build_token_service(settings, ring, clock, policy)
+            app[SERVICES] = Services(
+                keys=key_service,
+                policy=policy,
+                authenticator=Authenticator(key_service, token_service),
+                tokens=token_service,
+                signing_keys=ring,
+                public_url=settings.base_url(),
+            )
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
             if issued is not None and on_bootstrap is not None:
                 on_bootstrap(issued)
             flusher = asyncio.create_task(_flush_last_used_forever(key_service, settings.last_used_flush_s))
+            reloader = asyncio.create_task(_reload_ring_forever(ring, settings.jwt.ring_reload_s))
             try:
                 yield
             finally:
-                flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await flusher
+                for task in (flusher, reloader):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 await key_service.flush_last_used()
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)
-    for module in (auth, keys):
+    for module in (auth, keys, tokens):
         app.router.add_routes(module.routes)
     return app

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
-from sidecar.models import ApiKeyRecord, KeyType, Page
+from sidecar.models import ApiKeyRecord, KeyType, Page, SigningKeyRecord
 
 
 class Clock(Protocol):
@@ -76,3 +76,19 @@ class KeyCache(Protocol):
     def clear(self) -> None: ...
 
     def __len__(self) -> int: ...
+
+
+class SigningKeyStore(Protocol):
+    """Durable storage of the JWT signing keys, shared by every replica (private halves sealed)."""
+
+    async def list_signing_keys(self) -> list[SigningKeyRecord]:
+        """Every stored key, oldest activation first."""
+        ...
+
+    async def insert_signing_key(self, record: SigningKeyRecord, *, unless_activating_after: datetime | None) -> bool:
+        """Insert ``record`` unless a stored key activates after ``unless_activating_after``.
+
+        Atomic, so two replicas cannot both start a rotation (or both create the first key);
+        ``None`` inserts unconditionally. Returns whether the record was inserted.
+        """
+        ...

@@ -9,6 +9,8 @@ from aiohttp import web
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.keys import KeyService
 from sidecar.domain.rbac import Policy
+from sidecar.domain.signing_keys import KeyRing
+from sidecar.domain.tokens import TokenService
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +18,10 @@ class Services:
     keys: KeyService
     policy: Policy
     authenticator: Authenticator
+    tokens: TokenService
+    signing_keys: KeyRing
+    #: the URL Hasura and clients reach the sidecar at (discovery, jwks_uri)
+    public_url: str
 
 
 SERVICES = web.AppKey("services", Services)
