@@ -25,6 +25,7 @@ from sidecar.ports.sealer import Sealer
 
 log = logging.getLogger("sidecar.signing_keys")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TICK = timedelta(milliseconds=1)
 
 
 class KeyState(enum.StrEnum):
@@ -211,7 +212,9 @@ class KeyRing:
         await self.reload()
         now = self._clock.now()
         if immediate or not self._keys:
-            kid = await self._insert(now, unless_activating_after=None)
+            # strictly after every active key, so the new one is current even at the same instant
+            latest = max((k.activates_at for k in self._keys.values() if k.activates_at <= now), default=now)
+            kid = await self._insert(max(now, latest + _TICK), unless_activating_after=None)
         else:
             kid = await self._insert(now + self._timing.activation_delay, unless_activating_after=now)
             if kid is None:
