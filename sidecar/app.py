@@ -99,7 +99,7 @@ def _read_pem(path: Path) -> jwk.KeyMaterial:
 def build_token_service(settings: Settings, ring: KeyRing, clock: Clock, policy: Policy) -> TokenService:
     conf = settings.jwt
     config = TokenConfig(
-        issuer=conf.issuer or settings.base_url(),
+        issuer=settings.jwt_issuer(),
         audience=conf.audience,
         ttl_s=conf.ttl_s,
         claims_namespace=conf.claims_namespace,

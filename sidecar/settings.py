@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
+    def jwt_issuer(self) -> str:
+        return self.jwt.issuer or self.base_url()
+
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sidecar.db'}"
 

@@ -159,6 +159,10 @@ class KeyRing:
             view = self._rebuild(now)
         return view
 
+    def statuses(self) -> tuple[KeyStatus, ...]:
+        """Every key with its state now (empty before the first key exists)."""
+        return self.view().statuses if self._keys else ()
+
     def _rebuild(self, now: datetime) -> RingView:
         if not self._keys:
             raise Unavailable("no signing key is loaded yet", reason="no_signing_key")
@@ -189,6 +193,8 @@ class KeyRing:
     async def reload(self) -> bool:
         """Re-read the store (a rotation by another replica or the CLI); parse only new keys."""
         if self._store is None:
+            if self._view is None and self._keys:
+                self._rebuild(self._clock.now())
             return False
         records = await self._store.list_signing_keys()
         fresh = {r.kid: self._keys.get(r.kid) or self._open(r) for r in records}

@@ -82,8 +82,7 @@ class TokenService:
             exp = min(exp, int(principal.expires_at.timestamp()))
         token_id = "tok_" + secrets.token_urlsafe(18)
         payload = self._payload(principal, role, allowed, granted, token_id, iat=now, exp=exp)
-        signer = self._ring.view().signer
-        token = jwt.encode(payload, signer.sign_key, algorithm=signer.algorithm, headers={"kid": signer.kid})
+        token = self._ring.view().signer.jws.sign(payload)
         return IssuedToken(token, token_id, exp - now, datetime.fromtimestamp(exp, UTC))
 
     def _narrow(self, principal: Principal, request: TokenRequest) -> tuple[str, tuple[str, ...], tuple[str, ...]]:

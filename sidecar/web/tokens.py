@@ -39,7 +39,7 @@ class RotateBody(BaseModel):
 @routes.post(TOKEN_PATH)
 async def exchange_token(request: web.Request) -> web.Response:
     principal = await caller(request)
-    body = await parse_body(request, TokenBody, optional=True)
+    body = await parse_body(request, TokenBody, optional=True) if request.can_read_body else TokenBody()
     issued = request.app[SERVICES].tokens.exchange(principal, body.to_request())
     return web.json_response(
         {
@@ -102,7 +102,7 @@ async def list_signing_keys(request: web.Request) -> web.Response:
     await caller(request, scope=SIGNING_KEYS_SCOPE)
     ring = request.app[SERVICES].signing_keys
     await ring.reload()
-    statuses = ring.view().statuses
+    statuses = ring.statuses()
     return web.json_response({"object": "list", "data": [signing_key_json(s) for s in reversed(statuses)]})
 
 

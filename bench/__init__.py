@@ -1,0 +1,1 @@
+"""Benchmarks: same-run ratios against an in-process or bare-handler reference."""
