@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 import click
 from aiohttp import web
 
-from sidecar.app import build_key_ring, build_key_service, create_app, open_stores
+from sidecar.app import build_key_ring, build_key_service, build_sealer, create_app, open_stores, store_options
+from sidecar.cli_webhooks import webhooks
 from sidecar.domain import keyformat
 from sidecar.domain.hasura_setup import JwtPublication, hasura_config
 from sidecar.domain.keys import IssuedKey, KeyService, NewKey
@@ -21,6 +22,7 @@ from sidecar.domain.signing_keys import KeyRing
 from sidecar.errors import ConfigError, SidecarError
 from sidecar.models import Environment, KeyType
 from sidecar.ports.clock import SystemClock
+from sidecar.redis_wiring import open_redis
 from sidecar.settings import Settings, load_role_model, load_settings
 from sidecar.web.render import key_json
 from sidecar.web.tokens import signing_key_json
@@ -41,9 +43,10 @@ def _fail(message: str, code: int = 1) -> None:
 
 def _run_with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[T]]) -> T:
     async def go() -> T:
-        async with open_stores(settings.store_url()) as stores:
+        clock = SystemClock()
+        async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
             policy = Policy(load_role_model(settings.roles_file))
-            service = build_key_service(settings, stores.keys, SystemClock(), policy)
+            service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
             return await action(service)
 
     try:
@@ -263,10 +266,13 @@ def keys_generate(key_type: str, role: str, environment: str) -> None:
     click.echo(keyformat.mint(keyformat.prefix_for(KeyType(key_type), role, Environment(environment))))
 
 
+main.add_command(webhooks)
+
+
 def _run_with_ring(settings: Settings, action: Callable[[KeyRing], Awaitable[T]]) -> T:
     async def go() -> T:
-        async with open_stores(settings.store_url()) as stores:
-            ring = build_key_ring(settings, stores.signing_keys, SystemClock())
+        async with open_stores(**store_options(settings)) as stores:
+            ring = build_key_ring(settings, stores.signing_keys, SystemClock(), build_sealer(settings))
             await ring.reload()
             return await action(ring)
 

@@ -20,8 +20,7 @@ from sidecar.domain import jwk
 from sidecar.domain.jwk import KeyMaterial
 from sidecar.errors import Conflict, Unavailable
 from sidecar.models import SigningKeyRecord
-from sidecar.ports import Clock, SigningKeyStore
-from sidecar.ports.sealer import Sealer
+from sidecar.ports import Clock, SecretSealer, SigningKeyStore
 
 log = logging.getLogger("sidecar.signing_keys")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -129,7 +128,7 @@ class KeyRing:
         *,
         algorithm: str,
         store: SigningKeyStore | None = None,
-        sealer: Sealer | None = None,
+        sealer: SecretSealer | None = None,
         fixed: Sequence[KeyMaterial] = (),
     ) -> None:
         """Either ``store`` and ``sealer`` (generated keys), or ``fixed`` keys oldest to newest."""

@@ -127,9 +127,10 @@ class TokenService:
         exp: int,
     ) -> dict[str, Any]:
         config = self._config
+        hasura = self._policy.hasura_role  # e.g. our admin is Hasura's org_admin, never Hasura's own admin
         session = SessionClaims(
-            default_role=role,
-            allowed_roles=allowed,
+            default_role=hasura(role),
+            allowed_roles=tuple(hasura(r) for r in allowed),
             user_id=principal.user_id or principal.subject,
             org_id=principal.org_id or "",
             key_id=principal.key_id or "",
@@ -226,7 +227,8 @@ class TokenService:
         session = payload[self._config.claims_namespace]
         if isinstance(session, str):
             session = json.loads(session)
-        allowed = session["x-hasura-allowed-roles"]
+        ours = {self._policy.hasura_role(r): r for r in self._policy.model.roles}
+        allowed = [ours.get(r, r) if isinstance(r, str) else r for r in session["x-hasura-allowed-roles"]]
         permissions = payload["permissions"]
         sub, role = payload["sub"], payload["role"]
         if not (_strings(allowed) and _strings(permissions) and isinstance(sub, str) and isinstance(role, str)):

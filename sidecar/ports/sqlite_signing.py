@@ -7,8 +7,9 @@ from datetime import datetime
 
 from sidecar.errors import Unavailable
 from sidecar.models import SigningKeyRecord
+from sidecar.ports.migrations import Migration
 from sidecar.ports.rows import Row, from_ts, to_ts
-from sidecar.ports.sqlite import Migration, SqliteDatabase
+from sidecar.ports.sqlite import SqliteDatabase
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(

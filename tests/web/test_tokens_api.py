@@ -156,6 +156,25 @@ async def test_claims_carry_what_the_contract_lists(client: Client, admin_key: s
     assert all(isinstance(v, str) for k, v in hasura.items() if k != "x-hasura-allowed-roles")
 
 
+async def test_hasura_role_names_come_from_the_role_model(client: Client, admin_key: str, clock: FrozenClock) -> None:
+    """Our ``admin`` is Hasura's ``org_admin``: a token must never carry Hasura's all-powerful ``admin``."""
+    key = await new_key(client, admin_key, role="admin")
+    token = (await exchange(client, key))["access_token"]
+    jwks = JwksCache(client)
+    now = clock.now().timestamp()
+    await jwks.refresh(now)
+    session = check_v2(token, jwks, now=now)
+    assert session["x-hasura-role"] == "org_admin"
+    from tests.hasura_jwt_rules import verify_signature
+
+    _, claims = verify_signature(token, jwks.key_set(), "RS256")
+    assert "admin" not in claims[V2_NAMESPACE]["x-hasura-allowed-roles"]
+    assert claims["role"] == "admin"
+    perms = await (await client.get("/v1/auth/permissions", headers=bearer(token))).json()
+    assert perms["role"] == "admin"
+    assert "admin" in perms["allowed_roles"]
+
+
 async def test_session_jwt_is_accepted_by_validate_and_permissions(client: Client, admin_key: str) -> None:
     key = await new_key(client, admin_key, role="viewer", environment="test", team_id="t1")
     token = (await exchange(client, key))["access_token"]
