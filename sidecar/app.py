@@ -19,8 +19,9 @@ from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.domain.signing_keys import KeyRing, RingTiming
+from sidecar.domain.tables import TableModel
 from sidecar.domain.tokens import TokenConfig, TokenService
-from sidecar.errors import ConfigError
+from sidecar.errors import ConfigError, SidecarError
 from sidecar.ports import (
     Clock,
     KeyStore,
@@ -28,8 +29,10 @@ from sidecar.ports import (
     SharedKeyCache,
     SigningKeyStore,
     postgres,
+    postgres_key_scopes,
     postgres_signing,
     sqlite,
+    sqlite_key_scopes,
     sqlite_signing,
 )
 from sidecar.ports.clock import SystemClock
@@ -37,7 +40,7 @@ from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.redis_wiring import INVALIDATIONS, invalidations, open_redis
-from sidecar.settings import Settings, load_role_model
+from sidecar.settings import Settings, load_role_model, load_table_model
 from sidecar.web import auth, dashboard, keys, tokens
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
@@ -47,9 +50,9 @@ BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_signing.MIGRATIONS)
+SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_key_scopes.MIGRATIONS, *sqlite_signing.MIGRATIONS)
 #: The same for PostgreSQL-backed components.
-POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_signing.MIGRATIONS)
+POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_key_scopes.MIGRATIONS, *postgres_signing.MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +172,13 @@ def create_app(
     *,
     clock: Clock | None = None,
     roles: RoleModel | None = None,
+    tables: TableModel | None = None,
     on_bootstrap: BootstrapHook | None = None,
 ) -> web.Application:
     """Build the application; resources open when it starts and close when it stops."""
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
+    tables = tables or load_table_model(settings.tables_file, policy.model)
     sealer = build_sealer(settings)
     if settings.redis_url:
         check_redis_url(settings.redis_url)
@@ -190,6 +195,7 @@ def create_app(
                 policy=policy,
                 authenticator=Authenticator(key_service, token_service),
                 console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
+                tables=tables,
                 tokens=token_service,
                 signing_keys=ring,
                 public_url=settings.base_url(),
@@ -210,7 +216,10 @@ def create_app(
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-                await key_service.flush_last_used()
+                try:
+                    await key_service.flush_last_used()
+                except SidecarError as exc:  # shutting down while the store is away: lose only timestamps
+                    log.warning("could not record last_used_at at shutdown: %s", exc.reason)
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)

@@ -6,7 +6,7 @@ Adapters (``sqlite``, ``postgres``, ``memory_cache``, ``clock``) implement them;
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -59,6 +59,10 @@ class KeyStore(Protocol):
 
     async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
         """Record when each key id was last used (a batch; later times win)."""
+        ...
+
+    async def set_key_scopes(self, key_id: str, scopes: Sequence[str]) -> None:
+        """Replace the key's rows in the key-scope table (``api_key_scopes``), which Hasura may read."""
         ...
 
 

@@ -11,6 +11,7 @@ from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import KeyService
 from sidecar.domain.rbac import Policy
 from sidecar.domain.signing_keys import KeyRing
+from sidecar.domain.tables import TableModel
 from sidecar.domain.tokens import TokenService
 
 
@@ -20,6 +21,7 @@ class Services:
     policy: Policy
     authenticator: Authenticator
     console: ConsoleSessions
+    tables: TableModel
     tokens: TokenService
     signing_keys: KeyRing
     #: the URL Hasura and clients reach the sidecar at (discovery, jwks_uri)

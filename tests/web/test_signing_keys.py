@@ -124,8 +124,18 @@ async def test_signing_key_api_needs_the_system_scope(client: Client, admin_key:
 async def test_replicas_share_keys_and_agree_on_rotation(
     aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock
 ) -> None:
+    await replicas_agree(aiohttp_client, make_settings(), clock)
+
+
+async def test_replicas_on_postgresql_agree(
+    pg_url: str, aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock
+) -> None:
+    """``pg_url`` comes first so its schema outlives the apps (fixtures tear down in reverse)."""
+    await replicas_agree(aiohttp_client, make_settings(database_url=pg_url), clock)
+
+
+async def replicas_agree(aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock) -> None:
     boot = Bootstrap()
-    settings = make_settings()
     one = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=boot))
     two = await aiohttp_client(create_app(settings, clock=clock))
     ring_one = one.server.app[SERVICES].signing_keys
