@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sidecar.domain.rbac import RoleModel
@@ -114,6 +114,43 @@ class RateLimitSettings(BaseModel):
     )
 
 
+JwtAlgorithm = Literal["RS256", "ES256", "EdDSA", "HS256"]
+HS256_MIN_SECRET_BYTES = 32
+
+
+class JwtSettings(BaseModel):
+    """Session JWTs: how they are signed, what they claim, how signing keys rotate."""
+
+    model_config = ConfigDict(frozen=True)
+    algorithm: JwtAlgorithm = Field("RS256", description="RS256 (RSA-2048), ES256, EdDSA (Ed25519) or HS256")
+    ttl_s: int = Field(3600, ge=30, le=7 * 86_400, description="token lifetime; a request may only shorten it")
+    issuer: str | None = Field(None, min_length=1, description="iss; default: the public URL")
+    audience: str | None = Field("hasura", min_length=1, description="aud; set it empty to leave aud out")
+    claims_namespace: str = Field("https://hasura.io/jwt/claims", min_length=1)
+    claims_format: Literal["json", "stringified_json"] = "json"
+    iat_backdate_s: int = Field(5, ge=0, le=300, description="Hasura v2 allows no skew on iat")
+    clock_skew_s: int = Field(60, ge=0, le=600, description="tolerated clock difference between replicas")
+    hs256_secret: SecretStr | None = Field(None, description="HS256 only: the raw secret, at least 32 bytes")
+    key_files: tuple[Path, ...] = Field((), description="PEM private keys, oldest to newest; the newest signs")
+    jwks_max_age_s: int = Field(300, ge=0, le=86_400, description="Cache-Control max-age of the JWKS")
+    ring_reload_s: float = Field(30.0, gt=0, description="how often replicas re-read the signing keys")
+
+    @field_validator("issuer", "audience", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check(self) -> JwtSettings:
+        if self.algorithm == "HS256":
+            secret = self.hs256_secret.get_secret_value().encode() if self.hs256_secret else b""
+            if len(secret) < HS256_MIN_SECRET_BYTES:
+                raise ValueError(f"HS256 needs hs256_secret of at least {HS256_MIN_SECRET_BYTES} bytes")
+            if self.key_files:
+                raise ValueError("key_files are for RS256, ES256 and EdDSA, not HS256")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIDECAR_",
@@ -148,6 +185,16 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     hasura_webhook: HasuraWebhookSettings = HasuraWebhookSettings()
+    public_url: str | None = Field(
+        None, description="the URL Hasura and clients reach the sidecar at; default http://host:port"
+    )
+    jwt: JwtSettings = JwtSettings()
+
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def jwt_issuer(self) -> str:
+        return self.jwt.issuer or self.base_url()
 
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sidecar.db'}"
