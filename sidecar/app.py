@@ -15,13 +15,14 @@ from aiohttp import web
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
+from sidecar.domain.webhook_endpoints import WebhookEndpointService
 from sidecar.errors import ConfigError
-from sidecar.ports import Clock, KeyStore, sqlite
+from sidecar.ports import Clock, KeyStore, WebhookEndpointStore, sqlite, sqlite_webhooks
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.settings import Settings, load_role_model
-from sidecar.web import auth, keys
+from sidecar.web import auth, keys, webhook_endpoints
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
 
@@ -30,7 +31,7 @@ BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS,)
+SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_webhooks.MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +39,15 @@ class Stores:
     """The durable stores of one database; components add theirs as fields."""
 
     keys: KeyStore
+    webhooks: WebhookEndpointStore
 
 
 @asynccontextmanager
-async def open_stores(url: str) -> AsyncIterator[Stores]:
+async def open_stores(url: str, *, sealer: Sealer) -> AsyncIterator[Stores]:
     """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated."""
     if url.startswith("sqlite:///"):
         async with sqlite.SqliteDatabase.open(Path(url.removeprefix("sqlite:///")), SQLITE_MIGRATIONS) as db:
-            yield Stores(keys=sqlite.SqliteKeyStore(db))
+            yield Stores(keys=sqlite.SqliteKeyStore(db), webhooks=sqlite_webhooks.SqliteWebhookStore(db, sealer))
         return
     raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
 
@@ -64,6 +66,12 @@ def build_key_service(settings: Settings, store: KeyStore, clock: Clock, policy:
         negative_ttl_s=settings.key_cache.negative_ttl_s,
     )
     return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id)
+
+
+def build_webhook_endpoint_service(
+    settings: Settings, store: WebhookEndpointStore, clock: Clock
+) -> WebhookEndpointService:
+    return WebhookEndpointService(store, clock, default_roll_overlap_s=settings.webhook.roll_overlap_s)
 
 
 async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
@@ -88,9 +96,14 @@ def create_app(
 
     @asynccontextmanager
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with open_stores(settings.store_url()) as stores:
+        async with open_stores(settings.store_url(), sealer=build_sealer(settings)) as stores:
             key_service = build_key_service(settings, stores.keys, clock, policy)
-            app[SERVICES] = Services(keys=key_service, policy=policy, authenticator=Authenticator(key_service))
+            app[SERVICES] = Services(
+                keys=key_service,
+                policy=policy,
+                authenticator=Authenticator(key_service),
+                webhook_endpoints=build_webhook_endpoint_service(settings, stores.webhooks, clock),
+            )
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
             if issued is not None and on_bootstrap is not None:
@@ -106,6 +119,6 @@ def create_app(
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)
-    for module in (auth, keys):
+    for module in (auth, keys, webhook_endpoints):
         app.router.add_routes(module.routes)
     return app

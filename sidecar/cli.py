@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 from aiohttp import web
 
-from sidecar.app import build_key_service, create_app, open_stores
+from sidecar.app import build_key_service, build_sealer, create_app, open_stores
 from sidecar.cli_webhooks import webhooks
 from sidecar.domain import keyformat
 from sidecar.domain.keys import IssuedKey, KeyService, NewKey
@@ -39,7 +39,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 def _run_with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[T]]) -> T:
     async def go() -> T:
-        async with open_stores(settings.store_url()) as stores:
+        async with open_stores(settings.store_url(), sealer=build_sealer(settings)) as stores:
             policy = Policy(load_role_model(settings.roles_file))
             service = build_key_service(settings, stores.keys, SystemClock(), policy)
             return await action(service)

@@ -27,6 +27,17 @@ class KeyCacheSettings(BaseModel):
     negative_ttl_s: float = Field(5.0, ge=0, description="how long a well-formed unknown key stays unknown")
 
 
+class WebhookSettings(BaseModel):
+    """Signed outgoing webhooks (``SIDECAR_WEBHOOK__*``)."""
+
+    model_config = ConfigDict(frozen=True)
+    tolerance_s: int = Field(300, ge=1, le=86_400, description="signature timestamp tolerance, both ways")
+    roll_overlap_s: int = Field(
+        86_400, ge=0, le=7 * 86_400, description="default time both secrets sign after a roll_secret"
+    )
+    replay_max_entries: int = Field(100_000, ge=1, description="bound on remembered signatures (in-process)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIDECAR_",
@@ -52,6 +63,7 @@ class Settings(BaseSettings):
     last_used_flush_s: float = Field(10.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     key_cache: KeyCacheSettings = KeyCacheSettings()
+    webhook: WebhookSettings = WebhookSettings()
 
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sidecar.db'}"

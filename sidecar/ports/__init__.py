@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from sidecar.models import ApiKeyRecord, KeyType, Page
+from sidecar.webhook_models import EndpointSecret, WebhookEndpoint
 
 
 class Clock(Protocol):
@@ -86,4 +87,33 @@ class ReplayGuard(Protocol):
 
         Atomic: of two concurrent calls with the same key, exactly one gets ``True``.
         """
+        ...
+
+
+class WebhookEndpointStore(Protocol):
+    """Durable webhook endpoints with their secrets (kept sealed at rest by the adapter)."""
+
+    async def insert_endpoint(self, endpoint: WebhookEndpoint) -> None: ...
+
+    async def get_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None: ...
+
+    async def list_endpoints(self, *, limit: int, starting_after: str | None) -> Page[WebhookEndpoint]:
+        """Newest first; ``starting_after`` is the id of the last endpoint of the previous page."""
+        ...
+
+    async def list_enabled_endpoints(self) -> list[WebhookEndpoint]:
+        """Every enabled endpoint (the fan-out of one event)."""
+        ...
+
+    async def update_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        """Store the endpoint's url, events, format, enabled and description (not its secrets)."""
+        ...
+
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        """Remove the endpoint and its secrets; ``False`` if there was none."""
+        ...
+
+    async def roll_secret(self, endpoint_id: str, new: EndpointSecret, old_expire_at: datetime) -> None:
+        """Add ``new`` and make every current older secret expire by ``old_expire_at``, atomically;
+        secrets already expired are dropped."""
         ...

@@ -9,6 +9,7 @@ from aiohttp import web
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.keys import KeyService
 from sidecar.domain.rbac import Policy
+from sidecar.domain.webhook_endpoints import WebhookEndpointService
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +17,7 @@ class Services:
     keys: KeyService
     policy: Policy
     authenticator: Authenticator
+    webhook_endpoints: WebhookEndpointService
 
 
 SERVICES = web.AppKey("services", Services)

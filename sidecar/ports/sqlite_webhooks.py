@@ -1,0 +1,189 @@
+"""Webhook endpoints and their secrets in the shared SQLite database; secrets sealed with ``Sealer``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sidecar.errors import Unavailable
+from sidecar.models import Page
+from sidecar.ports.rows import Row, from_ts, to_ts
+from sidecar.ports.sealer import Sealer
+from sidecar.ports.sqlite import Migration, SqliteDatabase
+from sidecar.webhook_models import EndpointSecret, SignatureFormat, WebhookEndpoint
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "webhooks",
+        1,
+        """
+        CREATE TABLE webhook_endpoints (
+            id TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            events TEXT NOT NULL,
+            format TEXT NOT NULL,
+            enabled INTEGER NOT NULL,
+            description TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX webhook_endpoints_by_created ON webhook_endpoints (created_at DESC, id DESC);
+        CREATE TABLE webhook_endpoint_secrets (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+            sealed TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL
+        );
+        CREATE INDEX webhook_endpoint_secrets_by_endpoint ON webhook_endpoint_secrets (endpoint_id, seq)
+        """,
+    ),
+)
+
+_SELECT = "SELECT id, url, events, format, enabled, description, created_at FROM webhook_endpoints"
+
+
+def _purpose(endpoint_id: str) -> str:
+    return f"webhook_secret:{endpoint_id}"
+
+
+class SqliteWebhookStore:
+    def __init__(self, database: SqliteDatabase, sealer: Sealer) -> None:
+        self._db = database.connection
+        self._sealer = sealer
+
+    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        try:
+            async with self._db.execute(sql, params) as cur:
+                return list(await cur.fetchall())
+        except (sqlite3.Error, ValueError) as exc:
+            raise Unavailable("the webhook store is unavailable", reason="store_unavailable") from exc
+
+    async def _transaction(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in statements:
+                await self._db.execute(sql, params)
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+
+    def _secret_insert(self, endpoint_id: str, secret: EndpointSecret) -> tuple[str, Sequence[Any]]:
+        sealed = self._sealer.seal(secret.secret.encode(), purpose=_purpose(endpoint_id))
+        return (
+            "INSERT INTO webhook_endpoint_secrets (endpoint_id, sealed, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            (endpoint_id, sealed, to_ts(secret.created_at), to_ts(secret.expires_at)),
+        )
+
+    async def insert_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        row = (
+            endpoint.id,
+            endpoint.url,
+            json.dumps(list(endpoint.events)),
+            endpoint.format.value,
+            int(endpoint.enabled),
+            endpoint.description,
+            to_ts(endpoint.created_at),
+        )
+        await self._transaction(
+            [
+                (
+                    "INSERT INTO webhook_endpoints (id, url, events, format, enabled, description, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                ),
+                *(self._secret_insert(endpoint.id, s) for s in reversed(endpoint.secrets)),
+            ]
+        )
+
+    async def get_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
+        rows = await self._rows(_SELECT + " WHERE id = ?", (endpoint_id,))
+        found = await self._with_secrets(rows)
+        return found[0] if found else None
+
+    async def list_endpoints(self, *, limit: int, starting_after: str | None) -> Page[WebhookEndpoint]:
+        sql = _SELECT
+        params: list[Any] = []
+        if starting_after is not None:
+            cursor = await self._rows("SELECT created_at FROM webhook_endpoints WHERE id = ?", (starting_after,))
+            if not cursor:
+                return Page(data=[], has_more=False)
+            sql += " WHERE (created_at < ? OR (created_at = ? AND id < ?))"
+            params += [cursor[0]["created_at"], cursor[0]["created_at"], starting_after]
+        rows = await self._rows(sql + " ORDER BY created_at DESC, id DESC LIMIT ?", [*params, limit + 1])
+        endpoints = await self._with_secrets(rows[:limit])
+        return Page(data=endpoints, has_more=len(rows) > limit)
+
+    async def list_enabled_endpoints(self) -> list[WebhookEndpoint]:
+        rows = await self._rows(_SELECT + " WHERE enabled = 1 ORDER BY id")
+        return await self._with_secrets(rows)
+
+    async def update_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        await self._db.execute(
+            "UPDATE webhook_endpoints SET url = ?, events = ?, format = ?, enabled = ?, description = ? WHERE id = ?",
+            (
+                endpoint.url,
+                json.dumps(list(endpoint.events)),
+                endpoint.format.value,
+                int(endpoint.enabled),
+                endpoint.description,
+                endpoint.id,
+            ),
+        )
+
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        async with self._db.execute("DELETE FROM webhook_endpoints WHERE id = ?", (endpoint_id,)) as cur:
+            return cur.rowcount > 0
+
+    async def roll_secret(self, endpoint_id: str, new: EndpointSecret, old_expire_at: datetime) -> None:
+        at = to_ts(old_expire_at)
+        await self._transaction(
+            [
+                (
+                    "DELETE FROM webhook_endpoint_secrets WHERE endpoint_id = ? AND expires_at <= ?",
+                    (endpoint_id, to_ts(new.created_at)),
+                ),
+                (
+                    "UPDATE webhook_endpoint_secrets SET expires_at = ?"
+                    " WHERE endpoint_id = ? AND (expires_at IS NULL OR expires_at > ?)",
+                    (at, endpoint_id, at),
+                ),
+                self._secret_insert(endpoint_id, new),
+            ]
+        )
+
+    async def _with_secrets(self, rows: list[Row]) -> list[WebhookEndpoint]:
+        if not rows:
+            return []
+        ids = [row["id"] for row in rows]
+        marks = ", ".join("?" for _ in ids)
+        secret_rows = await self._rows(
+            "SELECT endpoint_id, sealed, created_at, expires_at FROM webhook_endpoint_secrets"  # noqa: S608
+            f" WHERE endpoint_id IN ({marks}) ORDER BY seq DESC",
+            ids,
+        )
+        secrets: dict[str, list[EndpointSecret]] = {i: [] for i in ids}
+        for s in secret_rows:
+            plain = self._sealer.unseal(s["sealed"], purpose=_purpose(s["endpoint_id"])).decode()
+            created = from_ts(s["created_at"])
+            assert created is not None
+            secrets[s["endpoint_id"]].append(EndpointSecret(plain, created, from_ts(s["expires_at"])))
+        return [_endpoint(row, tuple(secrets[row["id"]])) for row in rows]
+
+
+def _endpoint(row: Row, secrets: tuple[EndpointSecret, ...]) -> WebhookEndpoint:
+    created = from_ts(row["created_at"])
+    assert created is not None
+    return WebhookEndpoint(
+        id=row["id"],
+        url=row["url"],
+        events=tuple(json.loads(row["events"])),
+        format=SignatureFormat(row["format"]),
+        enabled=bool(row["enabled"]),
+        description=row["description"],
+        created_at=created,
+        secrets=secrets,
+    )
