@@ -9,20 +9,33 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from sidecar.domain.authn import Authenticator
+from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.domain.webhook_endpoints import WebhookEndpointService
 from sidecar.errors import ConfigError
-from sidecar.ports import Clock, KeyStore, WebhookEndpointStore, sqlite, sqlite_webhooks
+from sidecar.ports import (
+    Clock,
+    KeyStore,
+    SharedKeyCache,
+    WebhookEndpointStore,
+    postgres,
+    postgres_webhooks,
+    sqlite,
+    sqlite_webhooks,
+)
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
+from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
+from sidecar.redis_wiring import INVALIDATIONS, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model
-from sidecar.web import auth, keys, webhook_endpoints
+from sidecar.web import auth, dashboard, keys, webhook_endpoints
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
 
@@ -32,6 +45,8 @@ BootstrapHook = Callable[[IssuedKey], None]
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
 SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_webhooks.MIGRATIONS)
+#: The same for PostgreSQL-backed components.
+POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_webhooks.MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +58,40 @@ class Stores:
 
 
 @asynccontextmanager
-async def open_stores(url: str, *, sealer: Sealer) -> AsyncIterator[Stores]:
-    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated."""
+async def open_stores(
+    url: str,
+    *,
+    sealer: Sealer,
+    pool_size: int = 10,
+    timeout_s: float = 5.0,
+) -> AsyncIterator[Stores]:
+    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated.
+
+    ``pool_size`` and ``timeout_s`` apply to PostgreSQL (``SIDECAR_DATABASE_POOL_SIZE``/``_TIMEOUT_S``).
+    """
     if url.startswith("sqlite:///"):
         async with sqlite.SqliteDatabase.open(Path(url.removeprefix("sqlite:///")), SQLITE_MIGRATIONS) as db:
             yield Stores(keys=sqlite.SqliteKeyStore(db), webhooks=sqlite_webhooks.SqliteWebhookStore(db, sealer))
         return
+    if url.startswith(("postgresql://", "postgres://")):
+        async with postgres.PostgresDatabase.open(
+            url, POSTGRES_MIGRATIONS, pool_size=pool_size, timeout_s=timeout_s
+        ) as pg:
+            yield Stores(
+                keys=postgres.PostgresKeyStore(pg), webhooks=postgres_webhooks.PostgresWebhookStore(pg, sealer)
+            )
+        return
     raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
+
+
+def store_options(settings: Settings) -> dict[str, Any]:
+    """``open_stores`` arguments from the settings: ``open_stores(**store_options(settings))``."""
+    return {
+        "url": settings.store_url(),
+        "sealer": build_sealer(settings),
+        "pool_size": settings.database_pool_size,
+        "timeout_s": settings.database_timeout_s,
+    }
 
 
 def build_sealer(settings: Settings) -> Sealer:
@@ -58,14 +100,16 @@ def build_sealer(settings: Settings) -> Sealer:
     return Sealer(load_or_create_master_key(settings.data_dir / "master.key"))
 
 
-def build_key_service(settings: Settings, store: KeyStore, clock: Clock, policy: Policy) -> KeyService:
+def build_key_service(
+    settings: Settings, store: KeyStore, clock: Clock, policy: Policy, shared: SharedKeyCache | None = None
+) -> KeyService:
     cache = MemoryKeyCache(
         clock,
         max_entries=settings.key_cache.max_entries,
         ttl_s=settings.key_cache.ttl_s,
         negative_ttl_s=settings.key_cache.negative_ttl_s,
     )
-    return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id)
+    return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id, shared=shared)
 
 
 def build_webhook_endpoint_service(
@@ -93,16 +137,20 @@ def create_app(
     """Build the application; resources open when it starts and close when it stops."""
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
+    sealer = build_sealer(settings)
+    if settings.redis_url:
+        check_redis_url(settings.redis_url)
 
     @asynccontextmanager
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with open_stores(settings.store_url(), sealer=build_sealer(settings)) as stores:
-            key_service = build_key_service(settings, stores.keys, clock, policy)
+        async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
+            key_service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
             app[SERVICES] = Services(
                 keys=key_service,
                 policy=policy,
                 authenticator=Authenticator(key_service),
                 webhook_endpoints=build_webhook_endpoint_service(settings, stores.webhooks, clock),
+                console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
             )
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
@@ -110,7 +158,10 @@ def create_app(
                 on_bootstrap(issued)
             flusher = asyncio.create_task(_flush_last_used_forever(key_service, settings.last_used_flush_s))
             try:
-                yield
+                async with invalidations(redis, key_service) as listener:
+                    if listener is not None:
+                        app[INVALIDATIONS] = listener
+                    yield
             finally:
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -119,6 +170,7 @@ def create_app(
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)
-    for module in (auth, keys, webhook_endpoints):
+    app[dashboard.TEMPLATES] = dashboard.make_templates()
+    for module in (auth, keys, dashboard, webhook_endpoints):
         app.router.add_routes(module.routes)
     return app

@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from sidecar.app import build_sealer, build_webhook_endpoint_service, open_stores
+from sidecar.app import build_webhook_endpoint_service, open_stores, store_options
 from sidecar.domain import signatures
 from sidecar.domain.signatures import SignatureFormat
 from sidecar.domain.webhook_endpoints import NewEndpoint, WebhookEndpointService
@@ -181,7 +181,7 @@ def run_with_endpoints(ctx: click.Context, action: Callable[[WebhookEndpointServ
     assert settings is not None
 
     async def go() -> T:
-        async with open_stores(settings.store_url(), sealer=build_sealer(settings)) as stores:
+        async with open_stores(**store_options(settings)) as stores:
             service = build_webhook_endpoint_service(settings, stores.webhooks, SystemClock())
             return await action(service)
 

@@ -10,10 +10,12 @@ from typing import Any
 
 from sidecar.errors import Unavailable
 from sidecar.models import Page
-from sidecar.ports.rows import Row, from_ts, to_ts
+from sidecar.ports.migrations import Migration
+from sidecar.ports.rows import Row, to_ts
 from sidecar.ports.sealer import Sealer
-from sidecar.ports.sqlite import Migration, SqliteDatabase
-from sidecar.webhook_models import EndpointSecret, SignatureFormat, WebhookEndpoint
+from sidecar.ports.sqlite import SqliteDatabase
+from sidecar.ports.webhook_rows import endpoint_to_row, endpoints_from_rows, secret_to_row
+from sidecar.webhook_models import EndpointSecret, WebhookEndpoint
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -45,10 +47,6 @@ MIGRATIONS: tuple[Migration, ...] = (
 _SELECT = "SELECT id, url, events, format, enabled, description, created_at FROM webhook_endpoints"
 
 
-def _purpose(endpoint_id: str) -> str:
-    return f"webhook_secret:{endpoint_id}"
-
-
 class SqliteWebhookStore:
     def __init__(self, database: SqliteDatabase, sealer: Sealer) -> None:
         self._db = database.connection
@@ -72,22 +70,13 @@ class SqliteWebhookStore:
             raise
 
     def _secret_insert(self, endpoint_id: str, secret: EndpointSecret) -> tuple[str, Sequence[Any]]:
-        sealed = self._sealer.seal(secret.secret.encode(), purpose=_purpose(endpoint_id))
         return (
             "INSERT INTO webhook_endpoint_secrets (endpoint_id, sealed, created_at, expires_at) VALUES (?, ?, ?, ?)",
-            (endpoint_id, sealed, to_ts(secret.created_at), to_ts(secret.expires_at)),
+            secret_to_row(self._sealer, endpoint_id, secret),
         )
 
     async def insert_endpoint(self, endpoint: WebhookEndpoint) -> None:
-        row = (
-            endpoint.id,
-            endpoint.url,
-            json.dumps(list(endpoint.events)),
-            endpoint.format.value,
-            int(endpoint.enabled),
-            endpoint.description,
-            to_ts(endpoint.created_at),
-        )
+        row = endpoint_to_row(endpoint)
         await self._transaction(
             [
                 (
@@ -165,25 +154,4 @@ class SqliteWebhookStore:
             f" WHERE endpoint_id IN ({marks}) ORDER BY seq DESC",
             ids,
         )
-        secrets: dict[str, list[EndpointSecret]] = {i: [] for i in ids}
-        for s in secret_rows:
-            plain = self._sealer.unseal(s["sealed"], purpose=_purpose(s["endpoint_id"])).decode()
-            created = from_ts(s["created_at"])
-            assert created is not None
-            secrets[s["endpoint_id"]].append(EndpointSecret(plain, created, from_ts(s["expires_at"])))
-        return [_endpoint(row, tuple(secrets[row["id"]])) for row in rows]
-
-
-def _endpoint(row: Row, secrets: tuple[EndpointSecret, ...]) -> WebhookEndpoint:
-    created = from_ts(row["created_at"])
-    assert created is not None
-    return WebhookEndpoint(
-        id=row["id"],
-        url=row["url"],
-        events=tuple(json.loads(row["events"])),
-        format=SignatureFormat(row["format"]),
-        enabled=bool(row["enabled"]),
-        description=row["description"],
-        created_at=created,
-        secrets=secrets,
-    )
+        return endpoints_from_rows(self._sealer, rows, secret_rows)

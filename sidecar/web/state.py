@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sidecar.domain.authn import Authenticator
+from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import KeyService
 from sidecar.domain.rbac import Policy
 from sidecar.domain.webhook_endpoints import WebhookEndpointService
@@ -18,6 +19,7 @@ class Services:
     policy: Policy
     authenticator: Authenticator
     webhook_endpoints: WebhookEndpointService
+    console: ConsoleSessions
 
 
 SERVICES = web.AppKey("services", Services)
