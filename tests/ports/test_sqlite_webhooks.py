@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -48,23 +48,3 @@ async def test_secrets_are_sealed_at_rest_and_read_back(tmp_path: Path) -> None:
         assert found == endpoint(secret)
         with pytest.raises(ConfigError, match="master key"):
             await SqliteWebhookStore(db, Sealer(b"x" * 32)).get_endpoint("we_1")
-
-
-async def test_roll_expires_current_secrets_and_drops_expired_ones(tmp_path: Path) -> None:
-    first, second, third = new_secret(), new_secret(), new_secret()
-    async with SqliteDatabase.open(tmp_path / "db.sqlite", MIGRATIONS) as db:
-        store = SqliteWebhookStore(db, SEALER)
-        await store.insert_endpoint(endpoint(first))
-        later = NOW + timedelta(hours=1)
-        await store.roll_secret("we_1", EndpointSecret(second, later), later + timedelta(hours=2))
-        found = await store.get_endpoint("we_1")
-        assert found is not None
-        assert found.signing_secrets(later) == (second, first)
-        much_later = NOW + timedelta(days=1)
-        await store.roll_secret("we_1", EndpointSecret(third, much_later), much_later + timedelta(hours=1))
-        found = await store.get_endpoint("we_1")
-        assert found is not None
-        assert [s.secret for s in found.secrets] == [third, second]  # the expired first one is gone
-        assert await store.delete_endpoint("we_1") is True
-        assert await store.delete_endpoint("we_1") is False
-        assert await store.get_endpoint("we_1") is None

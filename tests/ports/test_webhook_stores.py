@@ -1,0 +1,116 @@
+"""Both webhook store adapters, one suite: SQLite always, PostgreSQL on a real server (pgserver,
+or ``DATABASE_URL`` when a developer sets it)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from sidecar.domain.signatures import new_secret
+from sidecar.ports import WebhookEndpointStore
+from sidecar.ports.postgres import PostgresDatabase
+from sidecar.ports.postgres_webhooks import MIGRATIONS as PG_MIGRATIONS
+from sidecar.ports.postgres_webhooks import PostgresWebhookStore
+from sidecar.ports.sealer import Sealer
+from sidecar.ports.sqlite import SqliteDatabase
+from sidecar.ports.sqlite_webhooks import MIGRATIONS as SQLITE_MIGRATIONS
+from sidecar.ports.sqlite_webhooks import SqliteWebhookStore
+from sidecar.webhook_models import EndpointSecret, SignatureFormat, WebhookEndpoint
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+SEALER = Sealer(b"k" * 32)
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    pgserver = pytest.importorskip("pgserver")
+    with tempfile.TemporaryDirectory(prefix="sidecar-pg-") as tmp:
+        server = pgserver.get_server(tmp, cleanup_mode="delete")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+
+
+async def fresh_database(server_url: str) -> str:
+    name = f"sidecar_webhooks_{os.getpid()}_{next(_databases)}"
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base, _, query = server_url.partition("?")
+    return base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[WebhookEndpointStore]:
+    if request.param == "sqlite":
+        async with SqliteDatabase.open(tmp_path / "db.sqlite", SQLITE_MIGRATIONS) as db:
+            yield SqliteWebhookStore(db, SEALER)
+        return
+    url = await fresh_database(request.getfixturevalue("postgres_server_url"))
+    async with PostgresDatabase.open(url, PG_MIGRATIONS, pool_size=2) as pg:
+        yield PostgresWebhookStore(pg, SEALER)
+
+
+def endpoint(endpoint_id: str, secret: str, *, at: datetime = NOW, enabled: bool = True) -> WebhookEndpoint:
+    return WebhookEndpoint(
+        id=endpoint_id,
+        url="https://example.com/hook",
+        events=("orders_insert", "public.orders"),
+        format=SignatureFormat.STANDARD,
+        enabled=enabled,
+        description="ERP",
+        created_at=at,
+        secrets=(EndpointSecret(secret, at),),
+    )
+
+
+async def test_insert_get_list_update_delete(store: WebhookEndpointStore) -> None:
+    secrets = [new_secret() for _ in range(3)]
+    for i, secret in enumerate(secrets):
+        await store.insert_endpoint(endpoint(f"we_{i}", secret, at=NOW + timedelta(seconds=i), enabled=i != 1))
+    assert await store.get_endpoint("we_0") == endpoint("we_0", secrets[0])
+    assert await store.get_endpoint("we_none") is None
+    page = await store.list_endpoints(limit=2, starting_after=None)
+    assert [e.id for e in page.data] == ["we_2", "we_1"]
+    assert page.has_more
+    rest = await store.list_endpoints(limit=2, starting_after="we_1")
+    assert [e.id for e in rest.data] == ["we_0"]
+    assert not rest.has_more
+    assert (await store.list_endpoints(limit=2, starting_after="we_gone")).data == []
+    assert [e.id for e in await store.list_enabled_endpoints()] == ["we_0", "we_2"]
+    changed = endpoint("we_0", secrets[0], enabled=False)
+    await store.update_endpoint(changed)
+    assert await store.get_endpoint("we_0") == changed
+    assert await store.delete_endpoint("we_0") is True
+    assert await store.delete_endpoint("we_0") is False
+    assert await store.get_endpoint("we_0") is None
+
+
+async def test_roll_expires_current_secrets_and_drops_expired_ones(store: WebhookEndpointStore) -> None:
+    first, second, third = new_secret(), new_secret(), new_secret()
+    await store.insert_endpoint(endpoint("we_1", first))
+    later = NOW + timedelta(hours=1)
+    await store.roll_secret("we_1", EndpointSecret(second, later), later + timedelta(hours=2))
+    found = await store.get_endpoint("we_1")
+    assert found is not None
+    assert found.signing_secrets(later) == (second, first)
+    much_later = NOW + timedelta(days=1)
+    await store.roll_secret("we_1", EndpointSecret(third, much_later), much_later + timedelta(hours=1))
+    found = await store.get_endpoint("we_1")
+    assert found is not None
+    assert [s.secret for s in found.secrets] == [third, second]  # the expired first one is gone
