@@ -21,6 +21,7 @@ from sidecar.domain.webhook_endpoints import WebhookEndpointService
 from sidecar.errors import ConfigError
 from sidecar.ports import (
     Clock,
+    DeliveryStore,
     KeyStore,
     SharedKeyCache,
     WebhookEndpointStore,
@@ -35,9 +36,10 @@ from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.redis_wiring import INVALIDATIONS, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model
-from sidecar.web import auth, dashboard, keys, webhook_endpoints
+from sidecar.web import auth, dashboard, hasura_events, keys, webhook_endpoints
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
+from sidecar.webhook_wiring import open_delivery
 
 log = logging.getLogger("sidecar")
 BootstrapHook = Callable[[IssuedKey], None]
@@ -55,6 +57,7 @@ class Stores:
 
     keys: KeyStore
     webhooks: WebhookEndpointStore
+    deliveries: DeliveryStore
 
 
 @asynccontextmanager
@@ -71,15 +74,15 @@ async def open_stores(
     """
     if url.startswith("sqlite:///"):
         async with sqlite.SqliteDatabase.open(Path(url.removeprefix("sqlite:///")), SQLITE_MIGRATIONS) as db:
-            yield Stores(keys=sqlite.SqliteKeyStore(db), webhooks=sqlite_webhooks.SqliteWebhookStore(db, sealer))
+            webhooks = sqlite_webhooks.SqliteWebhookStore(db, sealer)
+            yield Stores(keys=sqlite.SqliteKeyStore(db), webhooks=webhooks, deliveries=webhooks)
         return
     if url.startswith(("postgresql://", "postgres://")):
         async with postgres.PostgresDatabase.open(
             url, POSTGRES_MIGRATIONS, pool_size=pool_size, timeout_s=timeout_s
         ) as pg:
-            yield Stores(
-                keys=postgres.PostgresKeyStore(pg), webhooks=postgres_webhooks.PostgresWebhookStore(pg, sealer)
-            )
+            pg_webhooks = postgres_webhooks.PostgresWebhookStore(pg, sealer)
+            yield Stores(keys=postgres.PostgresKeyStore(pg), webhooks=pg_webhooks, deliveries=pg_webhooks)
         return
     raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
 
@@ -143,13 +146,18 @@ def create_app(
 
     @asynccontextmanager
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
+        async with (
+            open_stores(**store_options(settings)) as stores,
+            open_redis(settings, clock) as redis,
+            open_delivery(settings, stores.webhooks, stores.deliveries, clock) as deliveries,
+        ):
             key_service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
             app[SERVICES] = Services(
                 keys=key_service,
                 policy=policy,
                 authenticator=Authenticator(key_service),
                 webhook_endpoints=build_webhook_endpoint_service(settings, stores.webhooks, clock),
+                deliveries=deliveries,
                 console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
             )
             supplied = settings.bootstrap_admin_key
@@ -171,6 +179,7 @@ def create_app(
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)
     app[dashboard.TEMPLATES] = dashboard.make_templates()
-    for module in (auth, keys, dashboard, webhook_endpoints):
+    app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header
+    for module in (auth, keys, dashboard, webhook_endpoints, hasura_events):
         app.router.add_routes(module.routes)
     return app

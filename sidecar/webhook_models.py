@@ -42,3 +42,45 @@ class WebhookEndpoint:
     def signing_secrets(self, now: datetime) -> tuple[str, ...]:
         """Every current secret, newest first: all of them sign while a roll overlaps."""
         return tuple(s.secret for s in self.secrets if s.is_current(now))
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event on its way to one endpoint: a row of the durable outbox."""
+
+    id: str
+    endpoint_id: str
+    event_id: str
+    trigger: str
+    table: str
+    op: str
+    body: bytes
+    created_at: datetime
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One HTTP attempt of a delivery: the response status, or the kind of error (never a body)."""
+
+    delivery_id: str
+    number: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300

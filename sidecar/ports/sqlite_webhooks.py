@@ -14,8 +14,17 @@ from sidecar.ports.migrations import Migration
 from sidecar.ports.rows import Row, to_ts
 from sidecar.ports.sealer import Sealer
 from sidecar.ports.sqlite import SqliteDatabase
-from sidecar.ports.webhook_rows import endpoint_to_row, endpoints_from_rows, secret_to_row
-from sidecar.webhook_models import EndpointSecret, WebhookEndpoint
+from sidecar.ports.webhook_rows import (
+    DELIVERY_COLUMNS,
+    attempt_from_row,
+    attempt_to_row,
+    delivery_from_row,
+    delivery_to_row,
+    endpoint_to_row,
+    endpoints_from_rows,
+    secret_to_row,
+)
+from sidecar.webhook_models import Delivery, DeliveryAttempt, DeliveryStatus, EndpointSecret, WebhookEndpoint
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -42,7 +51,49 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX webhook_endpoint_secrets_by_endpoint ON webhook_endpoint_secrets (endpoint_id, seq)
         """,
     ),
+    Migration(
+        "webhooks",
+        2,
+        """
+        CREATE TABLE webhook_deliveries (
+            id TEXT PRIMARY KEY,
+            endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+            event_id TEXT NOT NULL,
+            trigger_name TEXT NOT NULL,
+            table_name TEXT NOT NULL,
+            op TEXT NOT NULL,
+            body BLOB NOT NULL,
+            created_at REAL NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            next_attempt_at REAL,
+            delivered_at REAL,
+            last_status_code INTEGER,
+            last_error TEXT,
+            UNIQUE (endpoint_id, event_id)
+        );
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+        CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, created_at DESC, id DESC);
+        CREATE TABLE webhook_delivery_attempts (
+            delivery_id TEXT NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
+            number INTEGER NOT NULL,
+            at REAL NOT NULL,
+            status_code INTEGER,
+            error TEXT,
+            duration_ms INTEGER NOT NULL,
+            PRIMARY KEY (delivery_id, number)
+        )
+        """,
+    ),
 )
+
+_DELIVERY_COLUMNS = ", ".join(DELIVERY_COLUMNS)
+_CLAIM = (
+    "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id IN ("  # noqa: S608 - fixed SQL
+    " SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?"
+    f" ORDER BY next_attempt_at LIMIT ?) RETURNING {_DELIVERY_COLUMNS}"
+)
+_SELECT_DELIVERY = f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"  # noqa: S608 - fixed column list
 
 _SELECT = "SELECT id, url, events, format, enabled, description, created_at FROM webhook_endpoints"
 
@@ -155,3 +206,83 @@ class SqliteWebhookStore:
             ids,
         )
         return endpoints_from_rows(self._sealer, rows, secret_rows)
+
+    # --- the delivery outbox ------------------------------------------------------------------
+
+    async def enqueue(self, deliveries: Sequence[Delivery]) -> int:
+        if not deliveries:
+            return 0
+        marks = ", ".join("?" for _ in DELIVERY_COLUMNS)
+        before = self._db.total_changes
+        await self._transaction(
+            (f"INSERT OR IGNORE INTO webhook_deliveries ({_DELIVERY_COLUMNS}) VALUES ({marks})", delivery_to_row(d))  # noqa: S608
+            for d in deliveries
+        )
+        return self._db.total_changes - before
+
+    async def claim_due(self, now: datetime, *, lease_until: datetime, limit: int) -> list[Delivery]:
+        rows = await self._rows(
+            _CLAIM,
+            (to_ts(lease_until), to_ts(now), limit),
+        )
+        return sorted((delivery_from_row(r) for r in rows), key=lambda d: (d.created_at, d.id))
+
+    async def record_attempt(
+        self,
+        attempt: DeliveryAttempt,
+        *,
+        status: DeliveryStatus,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        await self._transaction(
+            [
+                (
+                    "INSERT OR REPLACE INTO webhook_delivery_attempts"
+                    " (delivery_id, number, at, status_code, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                    attempt_to_row(attempt),
+                ),
+                (
+                    "UPDATE webhook_deliveries SET attempts = ?, status = ?, next_attempt_at = ?, delivered_at = ?,"
+                    " last_status_code = ?, last_error = ? WHERE id = ?",
+                    (
+                        attempt.number,
+                        status.value,
+                        to_ts(next_attempt_at),
+                        to_ts(attempt.at) if status is DeliveryStatus.DELIVERED else None,
+                        attempt.status_code,
+                        attempt.error,
+                        attempt.delivery_id,
+                    ),
+                ),
+            ]
+        )
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        rows = await self._rows(_SELECT_DELIVERY + " WHERE id = ?", (delivery_id,))
+        return delivery_from_row(rows[0]) if rows else None
+
+    async def list_deliveries(self, endpoint_id: str, *, limit: int, starting_after: str | None) -> Page[Delivery]:
+        sql = _SELECT_DELIVERY + " WHERE endpoint_id = ?"
+        params: list[Any] = [endpoint_id]
+        if starting_after is not None:
+            cursor = await self.get_delivery(starting_after)
+            if cursor is None:
+                return Page(data=[], has_more=False)
+            sql += " AND (created_at < ? OR (created_at = ? AND id < ?))"
+            params += [to_ts(cursor.created_at), to_ts(cursor.created_at), cursor.id]
+        rows = await self._rows(sql + " ORDER BY created_at DESC, id DESC LIMIT ?", [*params, limit + 1])
+        return Page(data=[delivery_from_row(r) for r in rows[:limit]], has_more=len(rows) > limit)
+
+    async def list_attempts(self, delivery_ids: Sequence[str]) -> dict[str, list[DeliveryAttempt]]:
+        found: dict[str, list[DeliveryAttempt]] = {i: [] for i in delivery_ids}
+        if not delivery_ids:
+            return found
+        marks = ", ".join("?" for _ in delivery_ids)
+        rows = await self._rows(
+            "SELECT delivery_id, number, at, status_code, error, duration_ms FROM webhook_delivery_attempts"  # noqa: S608
+            f" WHERE delivery_id IN ({marks}) ORDER BY delivery_id, number",
+            list(delivery_ids),
+        )
+        for row in rows:
+            found[row["delivery_id"]].append(attempt_from_row(row))
+        return found

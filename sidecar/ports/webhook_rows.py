@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sidecar.ports.rows import Row, from_ts, to_ts
 from sidecar.ports.sealer import Sealer
-from sidecar.webhook_models import EndpointSecret, SignatureFormat, WebhookEndpoint
+from sidecar.webhook_models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    EndpointSecret,
+    SignatureFormat,
+    WebhookEndpoint,
+)
 
 
 def secret_purpose(endpoint_id: str) -> str:
@@ -57,7 +65,88 @@ def endpoints_from_rows(sealer: Sealer, rows: Iterable[Row], secret_rows: Iterab
     ]
 
 
-def _at(value: float) -> Any:
+def _at(value: float) -> datetime:
     at = from_ts(value)
     assert at is not None
     return at
+
+
+DELIVERY_COLUMNS = (
+    "id",
+    "endpoint_id",
+    "event_id",
+    "trigger_name",
+    "table_name",
+    "op",
+    "body",
+    "created_at",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "delivered_at",
+    "last_status_code",
+    "last_error",
+)
+
+
+def delivery_to_row(delivery: Delivery) -> tuple[Any, ...]:
+    return (
+        delivery.id,
+        delivery.endpoint_id,
+        delivery.event_id,
+        delivery.trigger,
+        delivery.table,
+        delivery.op,
+        delivery.body,
+        to_ts(delivery.created_at),
+        delivery.status.value,
+        delivery.attempts,
+        to_ts(delivery.next_attempt_at),
+        to_ts(delivery.delivered_at),
+        delivery.last_status_code,
+        delivery.last_error,
+    )
+
+
+def delivery_from_row(row: Row) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        endpoint_id=row["endpoint_id"],
+        event_id=row["event_id"],
+        trigger=row["trigger_name"],
+        table=row["table_name"],
+        op=row["op"],
+        body=bytes(row["body"]),
+        created_at=_at(row["created_at"]),
+        status=DeliveryStatus(row["status"]),
+        attempts=row["attempts"],
+        next_attempt_at=from_ts(row["next_attempt_at"]),
+        delivered_at=from_ts(row["delivered_at"]),
+        last_status_code=row["last_status_code"],
+        last_error=row["last_error"],
+    )
+
+
+ATTEMPT_COLUMNS = ("delivery_id", "number", "at", "status_code", "error", "duration_ms")
+
+
+def attempt_to_row(attempt: DeliveryAttempt) -> tuple[Any, ...]:
+    return (
+        attempt.delivery_id,
+        attempt.number,
+        to_ts(attempt.at),
+        attempt.status_code,
+        attempt.error,
+        attempt.duration_ms,
+    )
+
+
+def attempt_from_row(row: Row) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        delivery_id=row["delivery_id"],
+        number=row["number"],
+        at=_at(row["at"]),
+        status_code=row["status_code"],
+        error=row["error"],
+        duration_ms=row["duration_ms"],
+    )

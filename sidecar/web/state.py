@@ -10,6 +10,7 @@ from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import KeyService
 from sidecar.domain.rbac import Policy
+from sidecar.domain.webhook_delivery import DeliveryService
 from sidecar.domain.webhook_endpoints import WebhookEndpointService
 
 
@@ -19,6 +20,7 @@ class Services:
     policy: Policy
     authenticator: Authenticator
     webhook_endpoints: WebhookEndpointService
+    deliveries: DeliveryService
     console: ConsoleSessions
 
 

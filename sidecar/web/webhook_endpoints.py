@@ -15,7 +15,7 @@ from sidecar.web.auth import caller
 from sidecar.web.bodies import parse_body, query_int
 from sidecar.web.render import iso
 from sidecar.web.state import SERVICES
-from sidecar.webhook_models import SignatureFormat, WebhookEndpoint
+from sidecar.webhook_models import Delivery, DeliveryAttempt, DeliveryStatus, SignatureFormat, WebhookEndpoint
 
 routes = web.RouteTableDef()
 MANAGE_SCOPE = "admin"
@@ -133,3 +133,51 @@ async def roll_secret(request: web.Request) -> web.Response:
     service = request.app[SERVICES].webhook_endpoints
     issued = await service.roll_secret(request.match_info["endpoint_id"], overlap_s=body.expires_in)
     return web.json_response({**endpoint_json(issued.endpoint, service.now()), "secret": issued.secret}, status=201)
+
+
+def delivery_json(delivery: Delivery, attempts: list[DeliveryAttempt]) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "object": "webhook_delivery",
+        "endpoint_id": delivery.endpoint_id,
+        "event_id": delivery.event_id,
+        "trigger": delivery.trigger,
+        "table": delivery.table,
+        "op": delivery.op,
+        "status": delivery.status.value,
+        "attempts": delivery.attempts,
+        "created_at": iso(delivery.created_at),
+        "next_attempt_at": iso(delivery.next_attempt_at) if delivery.status is DeliveryStatus.PENDING else None,
+        "delivered_at": iso(delivery.delivered_at),
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "log": [
+            {
+                "attempt": a.number,
+                "at": iso(a.at),
+                "status_code": a.status_code,
+                "error": a.error,
+                "duration_ms": a.duration_ms,
+            }
+            for a in attempts
+        ],
+    }
+
+
+@routes.get("/v1/webhook_endpoints/{endpoint_id}/deliveries")
+async def list_deliveries(request: web.Request) -> web.Response:
+    await caller(request, scope=MANAGE_SCOPE)
+    endpoint_id = request.match_info["endpoint_id"]
+    page, attempts = await request.app[SERVICES].deliveries.list_for_endpoint(
+        endpoint_id,
+        limit=query_int(request, "limit", default=10, low=1, high=100),
+        starting_after=request.query.get("starting_after") or None,
+    )
+    return web.json_response(
+        {
+            "object": "list",
+            "url": f"/v1/webhook_endpoints/{endpoint_id}/deliveries",
+            "data": [delivery_json(d, attempts.get(d.id, [])) for d in page.data],
+            "has_more": page.has_more,
+        }
+    )
