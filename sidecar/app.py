@@ -17,8 +17,9 @@ from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
+from sidecar.domain.tables import TableModel
 from sidecar.domain.webhook_endpoints import WebhookEndpointService
-from sidecar.errors import ConfigError
+from sidecar.errors import ConfigError, SidecarError
 from sidecar.ports import (
     Clock,
     DeliveryStore,
@@ -26,8 +27,10 @@ from sidecar.ports import (
     SharedKeyCache,
     WebhookEndpointStore,
     postgres,
+    postgres_key_scopes,
     postgres_webhooks,
     sqlite,
+    sqlite_key_scopes,
     sqlite_webhooks,
 )
 from sidecar.ports.clock import SystemClock
@@ -35,7 +38,7 @@ from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.redis_wiring import INVALIDATIONS, invalidations, open_redis
-from sidecar.settings import Settings, load_role_model
+from sidecar.settings import Settings, load_role_model, load_table_model
 from sidecar.web import auth, dashboard, hasura_events, keys, webhook_endpoints
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
@@ -46,9 +49,9 @@ BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_webhooks.MIGRATIONS)
+SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_key_scopes.MIGRATIONS, *sqlite_webhooks.MIGRATIONS)
 #: The same for PostgreSQL-backed components.
-POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_webhooks.MIGRATIONS)
+POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_key_scopes.MIGRATIONS, *postgres_webhooks.MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +67,12 @@ class Stores:
 async def open_stores(
     url: str,
     *,
-    sealer: Sealer,
+    sealer: Sealer | None = None,
     pool_size: int = 10,
     timeout_s: float = 5.0,
 ) -> AsyncIterator[Stores]:
-    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated.
+    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated. Without ``sealer`` the
+    webhook stores cannot read or write endpoint secrets (``ConfigError``); the rest works.
 
     ``pool_size`` and ``timeout_s`` apply to PostgreSQL (``SIDECAR_DATABASE_POOL_SIZE``/``_TIMEOUT_S``).
     """
@@ -135,11 +139,13 @@ def create_app(
     *,
     clock: Clock | None = None,
     roles: RoleModel | None = None,
+    tables: TableModel | None = None,
     on_bootstrap: BootstrapHook | None = None,
 ) -> web.Application:
     """Build the application; resources open when it starts and close when it stops."""
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
+    tables = tables or load_table_model(settings.tables_file, policy.model)
     sealer = build_sealer(settings)
     if settings.redis_url:
         check_redis_url(settings.redis_url)
@@ -159,6 +165,7 @@ def create_app(
                 webhook_endpoints=build_webhook_endpoint_service(settings, stores.webhooks, clock),
                 deliveries=deliveries,
                 console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
+                tables=tables,
             )
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
@@ -174,7 +181,10 @@ def create_app(
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await flusher
-                await key_service.flush_last_used()
+                try:
+                    await key_service.flush_last_used()
+                except SidecarError as exc:  # shutting down while the store is away: lose only timestamps
+                    log.warning("could not record last_used_at at shutdown: %s", exc.reason)
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)

@@ -20,9 +20,9 @@ from sidecar.app import build_webhook_endpoint_service, open_stores, store_optio
 from sidecar.domain import signatures
 from sidecar.domain.signatures import SignatureFormat
 from sidecar.domain.webhook_endpoints import NewEndpoint, WebhookEndpointService
-from sidecar.errors import InvalidRequest, SidecarError, SignatureInvalid
+from sidecar.errors import ConfigError, InvalidRequest, SidecarError, SignatureInvalid
 from sidecar.ports.clock import SystemClock
-from sidecar.settings import Settings
+from sidecar.settings import Settings, load_settings
 from sidecar.web.webhook_endpoints import endpoint_json
 
 T = TypeVar("T")
@@ -176,9 +176,20 @@ def verify_command(
 # --- endpoints --------------------------------------------------------------------------------
 
 
+def settings_of(ctx: click.Context) -> Settings:
+    """The settings, read on first use and kept on the root context (as ``sidecar keys`` does)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Settings):
+        try:
+            root.obj = load_settings()
+        except ConfigError as exc:
+            fail(exc.message, code=2)
+    settings: Settings = root.obj
+    return settings
+
+
 def run_with_endpoints(ctx: click.Context, action: Callable[[WebhookEndpointService], Awaitable[T]]) -> T:
-    settings = ctx.find_object(Settings)
-    assert settings is not None
+    settings = settings_of(ctx)
 
     async def go() -> T:
         async with open_stores(**store_options(settings)) as stores:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sidecar.domain.rbac import RoleModel
+from sidecar.domain.tables import TableModel
 from sidecar.errors import ConfigError
 
 
@@ -88,6 +89,7 @@ class Settings(BaseSettings):
     )
     default_org_id: str = Field("org_default", min_length=1)
     roles_file: Path | None = Field(None, description="default: the packaged config/roles.yaml")
+    tables_file: Path | None = Field(None, description="default: the packaged config/tables.yaml")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     last_used_flush_s: float = Field(10.0, gt=0)
     dashboard_session_ttl_s: int = Field(1800, ge=60, le=86_400, description="dashboard sign-in lifetime")
@@ -124,18 +126,43 @@ def default_roles_text() -> str:
     return resources.files("sidecar").joinpath("config/roles.yaml").read_text(encoding="utf-8")
 
 
+def default_tables_text() -> str:
+    return resources.files("sidecar").joinpath("config/tables.yaml").read_text(encoding="utf-8")
+
+
+def _read_yaml(path: Path | None, packaged: str, what: str) -> tuple[str, object]:
+    where = str(path) if path else f"packaged {packaged}"
+    try:
+        text = (
+            path.read_text(encoding="utf-8")
+            if path
+            else resources.files("sidecar").joinpath(f"config/{packaged}").read_text(encoding="utf-8")
+        )
+        return where, yaml.safe_load(text)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {what} file {where}: {exc}") from None
+
+
 def load_role_model(path: Path | None) -> RoleModel:
     """Read and validate the roles file; errors name the file and the bad entry."""
-    where = str(path) if path else "packaged roles.yaml"
-    try:
-        text = path.read_text(encoding="utf-8") if path else default_roles_text()
-        data = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read roles file {where}: {exc}") from None
+    where, data = _read_yaml(path, "roles.yaml", "roles")
     try:
         return RoleModel.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{where}: {describe_file_error(exc)}") from None
+
+
+def load_table_model(path: Path | None, roles: RoleModel) -> TableModel:
+    """Read and validate the tables file against the role model's resources; errors name the entry."""
+    where, data = _read_yaml(path, "tables.yaml", "tables")
+    try:
+        model = TableModel.model_validate(data)
+        model.check_resources(roles.resources)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {describe_file_error(exc)}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return model
 
 
 def describe_file_error(exc: ValidationError) -> str:

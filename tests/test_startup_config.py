@@ -36,3 +36,15 @@ def test_serve_with_a_broken_roles_file_exits_with_the_message(tmp_path: Path, b
 def test_create_app_refuses_a_broken_roles_file(tmp_path: Path, broken_roles: Path) -> None:
     with pytest.raises(ConfigError, match="role 'operator' has unknown scope 'orders:teleport'"):
         create_app(Settings(data_dir=tmp_path / "data", roles_file=broken_roles))
+
+
+def test_serve_with_a_broken_tables_file_exits_with_the_message(tmp_path: Path) -> None:
+    path = tmp_path / "tables.yaml"
+    path.write_text("tables:\n  - {name: orders, resource: invoices, columns: {org: org_id}}\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        ["serve", "--port", "1"],
+        env={"SIDECAR_TABLES_FILE": str(path), "SIDECAR_DATA_DIR": str(tmp_path / "data")},
+    )
+    assert result.exit_code == 2
+    assert f"error: {path}: table public.orders maps to unknown resource 'invoices'" in result.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sidecar.domain import keyformat, scopes
 from sidecar.domain.keyformat import KeyPrefix
@@ -199,10 +199,11 @@ class KeyService:
             user_id=spec.user_id,
             permissions=permissions,
             created_at=self._clock.now(),
-            expires_at=spec.expires_at,
+            expires_at=spec.expires_at.astimezone(UTC) if spec.expires_at else None,
             allowed_origins=spec.allowed_origins,
         )
         await self._store.insert_key(record)
+        await self._store.set_key_scopes(record.id, record.permissions)
         self.forget(record.digest)  # a cached 'no such key' must not outlive the key's birth
         return IssuedKey(record=record, key=key)
 
@@ -279,11 +280,15 @@ class KeyService:
         if revoked is None:
             raise NotFound(f"no API key with id {key_id}", reason="key_not_found")
         await self._invalidate(record.digest)
+        # Hasura's key-scope check then refuses the key's still-unexpired session JWTs too
+        await self._store.set_key_scopes(record.id, ())
         return revoked
 
     async def roll(self, key_id: str, *, expires_in_s: int, viewer: Principal | None) -> tuple[IssuedKey, ApiKeyRecord]:
         """Issue a successor with the same attributes; the old key lives ``expires_in_s`` more seconds."""
         old = await self.get(key_id, viewer=viewer)
+        if viewer is not None:  # the successor is a new secret in the caller's hands
+            self._check_grantor(viewer, old.role, old.permissions or self._policy.role_scopes(old.role), old.org_id)
         now = self._clock.now()
         if old.revoked_at is not None or old.is_expired(now):
             raise Conflict("only an active key can be rolled", reason="key_not_active")
@@ -303,6 +308,7 @@ class KeyService:
             rolled_to=None,
         )
         await self._store.roll_key(old.id, old_expiry, new)
+        await self._store.set_key_scopes(new.id, new.permissions)
         await self._invalidate(old.digest)
         updated = replace(old, expires_at=old_expiry, rolled_to=new.id)
         return IssuedKey(record=new, key=key), updated

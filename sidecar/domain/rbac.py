@@ -242,6 +242,18 @@ class Policy:
                 row[resource] = Grant(actions=actions, ownership=ownership)
         return row
 
+    def held_to_scopes(self, principal: Principal, role: str) -> bool:
+        """Would Hasura's permissions for ``role`` alone give this caller more than its scopes?
+
+        True for a role whose row comes from each key's scopes (``restricted``), and for a
+        credential whose scopes fall short of the role's (a key narrowed to ``orders:read``):
+        the webhook then checks each root field's scope itself.
+        """
+        definition = self._model.roles.get(role)
+        if definition is None or definition.from_scopes is not None:
+            return True
+        return bool(scope_rules.within(principal.scopes, definition.scopes))
+
     def all_orgs(self, held: Iterable[str]) -> bool:
         """Whether the held scopes lift the "inside the caller's org" rule."""
         return scope_rules.allows(held, ALL_ORGS_SCOPE)

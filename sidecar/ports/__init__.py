@@ -63,6 +63,10 @@ class KeyStore(Protocol):
         """Record when each key id was last used (a batch; later times win)."""
         ...
 
+    async def set_key_scopes(self, key_id: str, scopes: Sequence[str]) -> None:
+        """Replace the key's rows in the key-scope table (``api_key_scopes``), which Hasura may read."""
+        ...
+
 
 class KeyCache(Protocol):
     """The in-process tier of key lookups: bounded, with TTLs, synchronous (no I/O)."""

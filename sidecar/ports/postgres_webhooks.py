@@ -105,7 +105,7 @@ _INSERT_SEALED = (
 
 
 class PostgresWebhookStore:
-    def __init__(self, database: PostgresDatabase, sealer: Sealer) -> None:
+    def __init__(self, database: PostgresDatabase, sealer: Sealer | None) -> None:
         self._database = database
         self._sealer = sealer
 

@@ -99,7 +99,7 @@ _SELECT = "SELECT id, url, events, format, enabled, description, created_at FROM
 
 
 class SqliteWebhookStore:
-    def __init__(self, database: SqliteDatabase, sealer: Sealer) -> None:
+    def __init__(self, database: SqliteDatabase, sealer: Sealer | None) -> None:
         self._db = database.connection
         self._sealer = sealer
 

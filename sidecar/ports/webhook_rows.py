@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from sidecar.errors import ConfigError
 from sidecar.ports.rows import Row, from_ts, to_ts
 from sidecar.ports.sealer import Sealer
 from sidecar.webhook_models import (
@@ -17,6 +18,13 @@ from sidecar.webhook_models import (
     SignatureFormat,
     WebhookEndpoint,
 )
+
+
+def need_sealer(sealer: Sealer | None) -> Sealer:
+    """Webhook secrets are sealed at rest: a store opened without a ``Sealer`` cannot touch them."""
+    if sealer is None:
+        raise ConfigError("webhook secrets need the master key: open the stores with a Sealer")
+    return sealer
 
 
 def secret_purpose(endpoint_id: str) -> str:
@@ -37,18 +45,20 @@ def endpoint_to_row(endpoint: WebhookEndpoint) -> tuple[Any, ...]:
     )
 
 
-def secret_to_row(sealer: Sealer, endpoint_id: str, secret: EndpointSecret) -> tuple[Any, ...]:
+def secret_to_row(sealer: Sealer | None, endpoint_id: str, secret: EndpointSecret) -> tuple[Any, ...]:
     """``endpoint_id, sealed, created_at, expires_at``."""
-    sealed = sealer.seal(secret.secret.encode(), purpose=secret_purpose(endpoint_id))
+    sealed = need_sealer(sealer).seal(secret.secret.encode(), purpose=secret_purpose(endpoint_id))
     return (endpoint_id, sealed, to_ts(secret.created_at), to_ts(secret.expires_at))
 
 
-def endpoints_from_rows(sealer: Sealer, rows: Iterable[Row], secret_rows: Iterable[Row]) -> list[WebhookEndpoint]:
+def endpoints_from_rows(
+    sealer: Sealer | None, rows: Iterable[Row], secret_rows: Iterable[Row]
+) -> list[WebhookEndpoint]:
     """Endpoints with their secrets (``secret_rows`` newest first), unsealed."""
     endpoint_rows = list(rows)
     secrets: dict[str, list[EndpointSecret]] = {row["id"]: [] for row in endpoint_rows}
     for s in secret_rows:
-        plain = sealer.unseal(s["sealed"], purpose=secret_purpose(s["endpoint_id"])).decode()
+        plain = need_sealer(sealer).unseal(s["sealed"], purpose=secret_purpose(s["endpoint_id"])).decode()
         secrets[s["endpoint_id"]].append(EndpointSecret(plain, _at(s["created_at"]), from_ts(s["expires_at"])))
     return [
         WebhookEndpoint(

@@ -10,6 +10,7 @@ from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import KeyService
 from sidecar.domain.rbac import Policy
+from sidecar.domain.tables import TableModel
 from sidecar.domain.webhook_delivery import DeliveryService
 from sidecar.domain.webhook_endpoints import WebhookEndpointService
 
@@ -22,6 +23,7 @@ class Services:
     webhook_endpoints: WebhookEndpointService
     deliveries: DeliveryService
     console: ConsoleSessions
+    tables: TableModel
 
 
 SERVICES = web.AppKey("services", Services)

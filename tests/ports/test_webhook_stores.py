@@ -1,16 +1,11 @@
-"""Both webhook store adapters, one suite: SQLite always, PostgreSQL on a real server (pgserver,
-or ``DATABASE_URL`` when a developer sets it)."""
+"""Both webhook store adapters, one suite: SQLite, and PostgreSQL on the session's real server."""
 
 from __future__ import annotations
 
-import itertools
-import os
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from sidecar.domain.signatures import new_secret
@@ -33,43 +28,15 @@ from sidecar.webhook_models import (
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SEALER = Sealer(b"k" * 32)
-_databases = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def postgres_server_url() -> Iterator[str]:
-    if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"]
-        return
-    pgserver = pytest.importorskip("pgserver")
-    with tempfile.TemporaryDirectory(prefix="sidecar-pg-") as tmp:
-        server = pgserver.get_server(tmp, cleanup_mode="delete")
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
-
-
-async def fresh_database(server_url: str) -> str:
-    name = f"sidecar_webhooks_{os.getpid()}_{next(_databases)}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base, _, query = server_url.partition("?")
-    return base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[WebhookEndpointStore]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> AsyncIterator[WebhookEndpointStore]:
     if request.param == "sqlite":
         async with SqliteDatabase.open(tmp_path / "db.sqlite", SQLITE_MIGRATIONS) as db:
             yield SqliteWebhookStore(db, SEALER)
         return
-    url = await fresh_database(request.getfixturevalue("postgres_server_url"))
-    async with PostgresDatabase.open(url, PG_MIGRATIONS, pool_size=2) as pg:
+    async with PostgresDatabase.open(pg_url, PG_MIGRATIONS, pool_size=2) as pg:
         yield PostgresWebhookStore(pg, SEALER)
 
 
