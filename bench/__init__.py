@@ -1,1 +1,1 @@
-"""``make bench``: load benchmarks of the webhook hot path, as ratios to a bare aiohttp handler."""
+"""Benchmarks: same-run ratios against a bare aiohttp handler or an in-process reference (``make bench``)."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sidecar.domain import jwk
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.decision import Anonymous, CredentialAuthenticator, CredentialSources, Decider, PresentedCredential
@@ -20,21 +21,33 @@ from sidecar.domain.external_idp import ExternalIdentity, IdpConfig
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.oauth_authorize import AuthorizationEndpoint
 from sidecar.domain.oauth_clients import OAuthClientService
+from sidecar.domain.oauth_jwt import OAuthAccessTokens
 from sidecar.domain.oauth_tokens import AccessTokenIssuer, RevocationCheckingVerifier, TokenEndpoint
 from sidecar.domain.operations import OperationPolicy, OperationReader
 from sidecar.domain.rbac import Policy, RoleModel
+from sidecar.domain.signing_keys import KeyRing, RingTiming
 from sidecar.domain.tables import TableModel
+from sidecar.domain.tokens import TokenConfig, TokenService
+from sidecar.domain.webhook_endpoints import WebhookEndpointService
 from sidecar.errors import ConfigError, SidecarError
 from sidecar.ports import (
     Clock,
+    DeliveryStore,
     KeyStore,
+    SecretSealer,
     SharedKeyCache,
+    SigningKeyStore,
+    WebhookEndpointStore,
     postgres,
     postgres_key_scopes,
     postgres_oauth,
+    postgres_signing,
+    postgres_webhooks,
     sqlite,
     sqlite_key_scopes,
     sqlite_oauth,
+    sqlite_signing,
+    sqlite_webhooks,
 )
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.http_jwks import HttpJwks
@@ -44,18 +57,42 @@ from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.redis_wiring import INVALIDATIONS, build_rate_limits, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model, load_table_model
-from sidecar.web import auth, dashboard, hasura, keys, oauth, oauth_clients, ratelimit
+from sidecar.web import (
+    auth,
+    dashboard,
+    hasura,
+    hasura_events,
+    keys,
+    oauth,
+    oauth_clients,
+    ratelimit,
+    tokens,
+    webhook_endpoints,
+)
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, OAuthServices, Services
+from sidecar.webhook_wiring import open_delivery
 
 log = logging.getLogger("sidecar")
 BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_key_scopes.MIGRATIONS, *sqlite_oauth.MIGRATIONS)
+SQLITE_MIGRATIONS = (
+    *sqlite.MIGRATIONS,
+    *sqlite_key_scopes.MIGRATIONS,
+    *sqlite_signing.MIGRATIONS,
+    *sqlite_webhooks.MIGRATIONS,
+    *sqlite_oauth.MIGRATIONS,
+)
 #: The same for PostgreSQL-backed components.
-POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_key_scopes.MIGRATIONS, *postgres_oauth.MIGRATIONS)
+POSTGRES_MIGRATIONS = (
+    *postgres.MIGRATIONS,
+    *postgres_key_scopes.MIGRATIONS,
+    *postgres_signing.MIGRATIONS,
+    *postgres_webhooks.MIGRATIONS,
+    *postgres_oauth.MIGRATIONS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,24 +100,48 @@ class Stores:
     """The durable stores of one database; components add theirs as fields."""
 
     keys: KeyStore
+    signing_keys: SigningKeyStore
+    webhooks: WebhookEndpointStore
+    deliveries: DeliveryStore
     oauth: OAuthStore
 
 
 @asynccontextmanager
-async def open_stores(url: str, *, pool_size: int = 10, timeout_s: float = 5.0) -> AsyncIterator[Stores]:
-    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated.
+async def open_stores(
+    url: str,
+    *,
+    sealer: Sealer | None = None,
+    pool_size: int = 10,
+    timeout_s: float = 5.0,
+) -> AsyncIterator[Stores]:
+    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated. Without ``sealer`` the
+    webhook stores cannot read or write endpoint secrets (``ConfigError``); the rest works.
 
     ``pool_size`` and ``timeout_s`` apply to PostgreSQL (``SIDECAR_DATABASE_POOL_SIZE``/``_TIMEOUT_S``).
     """
     if url.startswith("sqlite:///"):
         async with sqlite.SqliteDatabase.open(Path(url.removeprefix("sqlite:///")), SQLITE_MIGRATIONS) as db:
-            yield Stores(keys=sqlite.SqliteKeyStore(db), oauth=sqlite_oauth.SqliteOAuthStore(db))
+            webhooks = sqlite_webhooks.SqliteWebhookStore(db, sealer)
+            yield Stores(
+                keys=sqlite.SqliteKeyStore(db),
+                signing_keys=sqlite_signing.SqliteSigningKeyStore(db),
+                webhooks=webhooks,
+                deliveries=webhooks,
+                oauth=sqlite_oauth.SqliteOAuthStore(db),
+            )
         return
     if url.startswith(("postgresql://", "postgres://")):
         async with postgres.PostgresDatabase.open(
             url, POSTGRES_MIGRATIONS, pool_size=pool_size, timeout_s=timeout_s
         ) as pg:
-            yield Stores(keys=postgres.PostgresKeyStore(pg), oauth=postgres_oauth.PostgresOAuthStore(pg))
+            pg_webhooks = postgres_webhooks.PostgresWebhookStore(pg, sealer)
+            yield Stores(
+                keys=postgres.PostgresKeyStore(pg),
+                signing_keys=postgres_signing.PostgresSigningKeyStore(pg),
+                webhooks=pg_webhooks,
+                deliveries=pg_webhooks,
+                oauth=postgres_oauth.PostgresOAuthStore(pg),
+            )
         return
     raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
 
@@ -89,6 +150,7 @@ def store_options(settings: Settings) -> dict[str, Any]:
     """``open_stores`` arguments from the settings: ``open_stores(**store_options(settings))``."""
     return {
         "url": settings.store_url(),
+        "sealer": build_sealer(settings),
         "pool_size": settings.database_pool_size,
         "timeout_s": settings.database_timeout_s,
     }
@@ -188,9 +250,63 @@ def build_oauth(
         clients=clients,
         authorize=authorize,
         tokens=token_endpoint,
-        public_url=config.public_url,
         cookie_secure=config.cookie_secure,
     )
+
+
+def build_key_ring(settings: Settings, store: SigningKeyStore, clock: Clock, sealer: SecretSealer) -> KeyRing:
+    """The signing keys: the HS256 secret, PEM files (newest signs), or generated into the store."""
+    conf = settings.jwt
+    timing = RingTiming(
+        max_token_ttl_s=conf.ttl_s,
+        clock_skew_s=conf.clock_skew_s,
+        jwks_max_age_s=conf.jwks_max_age_s,
+        reload_s=conf.ring_reload_s,
+    )
+    if conf.algorithm == "HS256":
+        assert conf.hs256_secret is not None  # JwtSettings checks it
+        secret = jwk.hmac_secret(conf.hs256_secret.get_secret_value().encode())
+        return KeyRing(clock, timing, algorithm="HS256", fixed=[secret])
+    if conf.key_files:
+        return KeyRing(clock, timing, algorithm=conf.algorithm, fixed=[_read_pem(path) for path in conf.key_files])
+    return KeyRing(clock, timing, algorithm=conf.algorithm, store=store, sealer=sealer)
+
+
+def _read_pem(path: Path) -> jwk.KeyMaterial:
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"SIDECAR_JWT__KEY_FILES: cannot read {path}: {exc.strerror}") from None
+    return jwk.asymmetric(jwk.from_pem(pem, where=str(path)))
+
+
+def build_token_service(settings: Settings, ring: KeyRing, clock: Clock, policy: Policy) -> TokenService:
+    conf = settings.jwt
+    config = TokenConfig(
+        issuer=settings.jwt_issuer(),
+        audience=conf.audience,
+        ttl_s=conf.ttl_s,
+        claims_namespace=conf.claims_namespace,
+        claims_format=conf.claims_format,
+        iat_backdate_s=conf.iat_backdate_s,
+        clock_skew_s=conf.clock_skew_s,
+    )
+    return TokenService(ring, clock, policy, config)
+
+
+async def _reload_ring_forever(ring: KeyRing, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await ring.reload()
+        except Exception:
+            log.exception("could not reload the signing keys; will retry")
+
+
+def build_webhook_endpoint_service(
+    settings: Settings, store: WebhookEndpointStore, clock: Clock
+) -> WebhookEndpointService:
+    return WebhookEndpointService(store, clock, default_roll_overlap_s=settings.webhook.roll_overlap_s)
 
 
 async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
@@ -209,7 +325,6 @@ def create_app(
     roles: RoleModel | None = None,
     tables: TableModel | None = None,
     on_bootstrap: BootstrapHook | None = None,
-    access_tokens: AccessTokenIssuer | None = None,
 ) -> web.Application:
     """Build the application; resources open when it starts and close when it stops."""
     clock = clock or SystemClock()
@@ -221,21 +336,30 @@ def create_app(
 
     @asynccontextmanager
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
+        async with (
+            open_stores(**store_options(settings)) as stores,
+            open_redis(settings, clock) as redis,
+            open_delivery(settings, stores.webhooks, stores.deliveries, clock) as deliveries,
+        ):
             key_service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
-            verifier = RevocationCheckingVerifier(access_tokens, stores.oauth) if access_tokens else None
-            authenticator = Authenticator(key_service, verifier)
-            oauth_services = (
-                build_oauth(settings, stores.oauth, clock, policy, authenticator, sealer, access_tokens)
-                if access_tokens
-                else None
+            ring = build_key_ring(settings, stores.signing_keys, clock, sealer)
+            await ring.start()
+            token_service = build_token_service(settings, ring, clock, policy)
+            authenticator = Authenticator(key_service, RevocationCheckingVerifier(token_service, stores.oauth))
+            oauth_services = build_oauth(
+                settings, stores.oauth, clock, policy, authenticator, sealer, OAuthAccessTokens(token_service)
             )
             app[SERVICES] = Services(
                 keys=key_service,
                 policy=policy,
                 authenticator=authenticator,
+                webhook_endpoints=build_webhook_endpoint_service(settings, stores.webhooks, clock),
+                deliveries=deliveries,
                 console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
                 tables=tables,
+                tokens=token_service,
+                signing_keys=ring,
+                public_url=settings.base_url(),
                 ratelimits=build_rate_limits(settings, redis, clock),
                 oauth=oauth_services,
             )
@@ -245,15 +369,17 @@ def create_app(
             if issued is not None and on_bootstrap is not None:
                 on_bootstrap(issued)
             flusher = asyncio.create_task(_flush_last_used_forever(key_service, settings.last_used_flush_s))
+            reloader = asyncio.create_task(_reload_ring_forever(ring, settings.jwt.ring_reload_s))
             try:
                 async with invalidations(redis, key_service) as listener:
                     if listener is not None:
                         app[INVALIDATIONS] = listener
                     yield
             finally:
-                flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await flusher
+                for task in (flusher, reloader):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 try:
                     await key_service.flush_last_used()
                 except SidecarError as exc:  # shutting down while the store is away: lose only timestamps
@@ -263,6 +389,7 @@ def create_app(
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(ratelimit.add_headers)
     app[dashboard.TEMPLATES] = dashboard.make_templates()
-    for module in (auth, keys, dashboard, hasura, oauth, oauth_clients):
+    app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header
+    for module in (auth, keys, dashboard, hasura, tokens, webhook_endpoints, hasura_events, oauth, oauth_clients):
         app.router.add_routes(module.routes)
     return app

@@ -73,6 +73,28 @@ class HasuraWebhookSettings(BaseModel):
         return value
 
 
+class WebhookSettings(BaseModel):
+    """Signed outgoing webhooks (``SIDECAR_WEBHOOK__*``)."""
+
+    model_config = ConfigDict(frozen=True)
+    tolerance_s: int = Field(300, ge=1, le=86_400, description="signature timestamp tolerance, both ways")
+    roll_overlap_s: int = Field(
+        86_400, ge=0, le=7 * 86_400, description="default time both secrets sign after a roll_secret"
+    )
+    replay_max_entries: int = Field(100_000, ge=1, description="bound on remembered signatures (in-process)")
+    hasura_events_secret: SecretStr | None = Field(
+        None, description="shared secret Hasura's event triggers send; POST /v1/hasura/events is off without it"
+    )
+    hasura_events_header: str = Field("X-Sidecar-Events-Secret", min_length=1, max_length=128)
+    deliver: bool = Field(True, description="run the delivery worker in this process")
+    delivery_timeout_s: float = Field(10.0, gt=0, le=300, description="per delivery attempt")
+    delivery_max_attempts: int = Field(8, ge=1, le=50)
+    delivery_backoff_base_s: float = Field(5.0, gt=0, description="first retry after about this long")
+    delivery_backoff_max_s: float = Field(3600.0, gt=0, description="retries never wait longer than this")
+    delivery_poll_interval_s: float = Field(1.0, gt=0, le=60, description="how often the outbox is checked")
+    delivery_batch_size: int = Field(20, ge=1, le=1000, description="deliveries attempted at once")
+
+
 class RedisSettings(BaseModel):
     """Redis, used when ``SIDECAR_REDIS_URL`` is set: shared key cache, invalidations, rate limits."""
 
@@ -114,13 +136,47 @@ class RateLimitSettings(BaseModel):
     )
 
 
+JwtAlgorithm = Literal["RS256", "ES256", "EdDSA", "HS256"]
+HS256_MIN_SECRET_BYTES = 32
+
+
+class JwtSettings(BaseModel):
+    """Session JWTs: how they are signed, what they claim, how signing keys rotate."""
+
+    model_config = ConfigDict(frozen=True)
+    algorithm: JwtAlgorithm = Field("RS256", description="RS256 (RSA-2048), ES256, EdDSA (Ed25519) or HS256")
+    ttl_s: int = Field(3600, ge=30, le=7 * 86_400, description="token lifetime; a request may only shorten it")
+    issuer: str | None = Field(None, min_length=1, description="iss; default: the public URL")
+    audience: str | None = Field("hasura", min_length=1, description="aud; set it empty to leave aud out")
+    claims_namespace: str = Field("https://hasura.io/jwt/claims", min_length=1)
+    claims_format: Literal["json", "stringified_json"] = "json"
+    iat_backdate_s: int = Field(5, ge=0, le=300, description="Hasura v2 allows no skew on iat")
+    clock_skew_s: int = Field(60, ge=0, le=600, description="tolerated clock difference between replicas")
+    hs256_secret: SecretStr | None = Field(None, description="HS256 only: the raw secret, at least 32 bytes")
+    key_files: tuple[Path, ...] = Field((), description="PEM private keys, oldest to newest; the newest signs")
+    jwks_max_age_s: int = Field(300, ge=0, le=86_400, description="Cache-Control max-age of the JWKS")
+    ring_reload_s: float = Field(30.0, gt=0, description="how often replicas re-read the signing keys")
+
+    @field_validator("issuer", "audience", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check(self) -> JwtSettings:
+        if self.algorithm == "HS256":
+            secret = self.hs256_secret.get_secret_value().encode() if self.hs256_secret else b""
+            if len(secret) < HS256_MIN_SECRET_BYTES:
+                raise ValueError(f"HS256 needs hs256_secret of at least {HS256_MIN_SECRET_BYTES} bytes")
+            if self.key_files:
+                raise ValueError("key_files are for RS256, ES256 and EdDSA, not HS256")
+        return self
+
+
 class OAuthSettings(BaseModel):
     """The OAuth 2.0 authorization server for partners (``/oauth/*``)."""
 
     model_config = ConfigDict(frozen=True)
-    public_url: str | None = Field(
-        None, description="this server's public base URL (the issuer); default: taken from each request"
-    )
     code_ttl_s: int = Field(60, ge=10, le=600, description="authorization code lifetime")
     access_ttl_s: int = Field(900, ge=60, le=86_400, description="access token lifetime")
     refresh_ttl_s: int = Field(30 * 86_400, ge=300, le=365 * 86_400, description="refresh token lifetime")
@@ -175,9 +231,21 @@ class Settings(BaseSettings):
     dashboard_session_ttl_s: int = Field(1800, ge=60, le=86_400, description="dashboard sign-in lifetime")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     key_cache: KeyCacheSettings = KeyCacheSettings()
+    webhook: WebhookSettings = WebhookSettings()
     redis: RedisSettings = RedisSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     hasura_webhook: HasuraWebhookSettings = HasuraWebhookSettings()
+    public_url: str | None = Field(
+        None, description="the URL Hasura and clients reach the sidecar at; default http://host:port"
+    )
+    jwt: JwtSettings = JwtSettings()
+
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def jwt_issuer(self) -> str:
+        return self.jwt.issuer or self.base_url()
+
     oauth: OAuthSettings = OAuthSettings()
 
     def store_url(self) -> str:

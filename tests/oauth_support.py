@@ -1,8 +1,4 @@
-"""Helpers for the OAuth tests: a test-only access-token backend and the consent-form driver.
-
-``HmacAccessTokens`` stands in for the session-JWT service in tests only: an HS256 pyjwt token
-whose expiry is judged by the test's clock.
-"""
+"""Helpers for the OAuth tests: PKCE pairs, client registration, and the consent-form driver."""
 
 from __future__ import annotations
 
@@ -10,65 +6,14 @@ import base64
 import hashlib
 import re
 import secrets
-import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import jwt
 from aiohttp.test_utils import TestClient
-
-from sidecar.domain.oauth_tokens import MintedToken
-from sidecar.errors import InvalidToken, TokenExpired
-from sidecar.models import CredentialType, Environment, Principal
-from sidecar.ports import Clock
 
 Client = TestClient[Any, Any]
 REDIRECT_URI = "https://partner.example/callback"
-
-
-class HmacAccessTokens:
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._key = secrets.token_bytes(32)
-
-    async def mint(self, principal: Principal, *, ttl_s: int) -> MintedToken:
-        now = self._clock.now()
-        expires_at = now + timedelta(seconds=ttl_s)
-        jti = uuid.uuid4().hex
-        claims = {
-            "sub": principal.subject,
-            "org_id": principal.org_id,
-            "role": principal.role,
-            "permissions": list(principal.scopes),
-            "user_id": principal.user_id,
-            "env": principal.environment.value,
-            "client_id": principal.extra.get("client_id"),
-            "iat": int(now.timestamp()),
-            "exp": int(expires_at.timestamp()),
-            "jti": jti,
-        }
-        return MintedToken(jwt.encode(claims, self._key, algorithm="HS256"), jti, expires_at)
-
-    async def verify(self, token: str) -> Principal:
-        try:
-            claims = jwt.decode(token, self._key, algorithms=["HS256"], options={"verify_exp": False})
-        except jwt.PyJWTError:
-            raise InvalidToken("the token is not valid", reason="token_invalid") from None
-        if claims["exp"] <= self._clock.now().timestamp():
-            raise TokenExpired("the token has expired", reason="token_expired")
-        return Principal(
-            credential_type=CredentialType.SESSION_JWT,
-            subject=claims["sub"],
-            org_id=claims["org_id"],
-            role=claims["role"],
-            allowed_roles=(claims["role"],),
-            scopes=tuple(claims["permissions"]),
-            environment=Environment(claims["env"]),
-            user_id=claims["user_id"],
-            token_id=claims["jti"],
-        )
 
 
 def pkce_pair() -> tuple[str, str]:

@@ -37,8 +37,8 @@ def _oauth(request: web.Request) -> OAuthServices:
 
 
 def issuer(request: web.Request) -> str:
-    public = _oauth(request).public_url
-    return public.rstrip("/") if public else f"{request.scheme}://{request.host}"
+    """Our public base URL (``SIDECAR_PUBLIC_URL``): the issuer of the metadata and of ``iss``."""
+    return request.app[SERVICES].public_url
 
 
 # --- the authorization endpoint (browser pages) -----------------------------------------------

@@ -14,7 +14,11 @@ from sidecar.domain.oauth_clients import OAuthClientService
 from sidecar.domain.oauth_tokens import TokenEndpoint
 from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy
+from sidecar.domain.signing_keys import KeyRing
 from sidecar.domain.tables import TableModel
+from sidecar.domain.tokens import TokenService
+from sidecar.domain.webhook_delivery import DeliveryService
+from sidecar.domain.webhook_endpoints import WebhookEndpointService
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +28,6 @@ class OAuthServices:
     clients: OAuthClientService
     authorize: AuthorizationEndpoint
     tokens: TokenEndpoint
-    public_url: str | None
     cookie_secure: str
 
 
@@ -33,8 +36,14 @@ class Services:
     keys: KeyService
     policy: Policy
     authenticator: Authenticator
+    webhook_endpoints: WebhookEndpointService
+    deliveries: DeliveryService
     console: ConsoleSessions
     tables: TableModel
+    tokens: TokenService
+    signing_keys: KeyRing
+    #: the URL Hasura and clients reach the sidecar at (discovery, jwks_uri)
+    public_url: str
     ratelimits: RateLimitService | None = None
     oauth: OAuthServices | None = None
 

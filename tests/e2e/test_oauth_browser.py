@@ -4,7 +4,7 @@ merchant on the consent page, and both talk to the sidecar listening on 127.0.0.
 
 from __future__ import annotations
 
-import shutil
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx2
@@ -19,28 +19,17 @@ from playwright.async_api import Browser, async_playwright
 from sidecar.app import create_app
 from sidecar.ports.clock import SystemClock
 from sidecar.settings import Settings
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.conftest import Bootstrap
-from tests.oauth_support import HmacAccessTokens
 
-CHROMIUM = "/usr/bin/chromium"
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    require_chromium()
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:
@@ -62,24 +51,30 @@ async def partner_callback(aiohttp_server: ServerFactory) -> tuple[str, list[str
     return str(server.make_url("/callback")), landed
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 async def test_partner_flow_with_authlib_and_chromium(
     aiohttp_server: ServerFactory,
-    settings: Settings,
+    make_settings: Callable[..., Settings],
     bootstrap: Bootstrap,
     browser: Browser,
     partner_callback: tuple[str, list[str]],
 ) -> None:
-    clock = SystemClock()
-    sidecar = await aiohttp_server(
-        create_app(settings, clock=clock, on_bootstrap=bootstrap, access_tokens=HmacAccessTokens(clock)),
-        host="127.0.0.1",
-    )
-    base = str(sidecar.make_url("")).rstrip("/")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = make_settings(public_url=base)
+    await aiohttp_server(create_app(settings, clock=SystemClock(), on_bootstrap=bootstrap), host="127.0.0.1", port=port)
     redirect_uri, landed = partner_callback
     admin = {"Authorization": f"Bearer {bootstrap.key}"}
 
     async with httpx2.AsyncClient() as ops:  # an operator's plain HTTP calls, to set the scene
-        meta = (await ops.get(f"{base}/.well-known/oauth-authorization-server")).json()
+        # the partner finds every endpoint in the discovery document
+        meta = (await ops.get(f"{base}/.well-known/openid-configuration")).json()
+        assert meta["code_challenge_methods_supported"] == ["S256"]
         registered = await ops.post(
             f"{base}/v1/oauth/clients",
             json={

@@ -11,14 +11,14 @@ from sidecar.app import create_app
 from sidecar.ports.clock import FrozenClock
 from sidecar.settings import Settings
 from tests.conftest import Bootstrap, ClientFactory
-from tests.oauth_support import REDIRECT_URI, Flow, HmacAccessTokens, create_key, hidden_fields, query, register_client
+from tests.oauth_support import REDIRECT_URI, Flow, create_key, hidden_fields, query, register_client
 
 Client = TestClient[Any, Any]
 
 
 @pytest.fixture
 async def http(aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock, bootstrap: Bootstrap) -> Client:
-    app = create_app(settings, clock=clock, on_bootstrap=bootstrap, access_tokens=HmacAccessTokens(clock))
+    app = create_app(settings, clock=clock, on_bootstrap=bootstrap)
     return await aiohttp_client(app)
 
 
@@ -125,9 +125,7 @@ async def test_cookie_secure_always(
     aiohttp_client: ClientFactory, make_settings: Any, clock: FrozenClock, bootstrap: Bootstrap
 ) -> None:
     settings = make_settings(oauth={"cookie_secure": "always"})
-    http = await aiohttp_client(
-        create_app(settings, clock=clock, on_bootstrap=bootstrap, access_tokens=HmacAccessTokens(clock))
-    )
+    http = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=bootstrap))
     partner = await register_client(http, bootstrap.key)
     resp = await http.get("/oauth/authorize", params=Flow(http, partner["id"]).params())
     assert "Secure" in resp.headers["Set-Cookie"]

@@ -11,14 +11,14 @@ from sidecar.app import create_app
 from sidecar.ports.clock import FrozenClock
 from sidecar.settings import Settings
 from tests.conftest import Bootstrap, ClientFactory, bearer
-from tests.oauth_support import HmacAccessTokens, create_key, register_client
+from tests.oauth_support import create_key, register_client
 
 Client = TestClient[Any, Any]
 
 
 @pytest.fixture
 async def http(aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock, bootstrap: Bootstrap) -> Client:
-    app = create_app(settings, clock=clock, on_bootstrap=bootstrap, access_tokens=HmacAccessTokens(clock))
+    app = create_app(settings, clock=clock, on_bootstrap=bootstrap)
     return await aiohttp_client(app)
 
 

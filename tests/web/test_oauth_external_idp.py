@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sidecar.app import create_app
 from sidecar.ports.clock import FrozenClock
 from tests.conftest import Bootstrap, ClientFactory, bearer
-from tests.oauth_support import Flow, HmacAccessTokens, hidden_fields, register_client
+from tests.oauth_support import Flow, hidden_fields, register_client
 
 Client = TestClient[Any, Any]
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -50,7 +50,7 @@ async def http(
             "idp_roles": {"org:admin": "manager", "org:member": "viewer"},
         }
     )
-    app = create_app(settings, clock=clock, on_bootstrap=bootstrap, access_tokens=HmacAccessTokens(clock))
+    app = create_app(settings, clock=clock, on_bootstrap=bootstrap)
     return await aiohttp_client(app)
 
 

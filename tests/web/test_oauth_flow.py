@@ -13,10 +13,10 @@ from sidecar.app import create_app
 from sidecar.ports.clock import FrozenClock
 from sidecar.settings import Settings
 from tests.conftest import Bootstrap, ClientFactory, bearer
+from tests.hasura_jwt_rules import V2_NAMESPACE, JwksCache, check_v2, check_v3, parse_pg_array, verify_signature
 from tests.oauth_support import (
     REDIRECT_URI,
     Flow,
-    HmacAccessTokens,
     basic,
     create_key,
     register_client,
@@ -27,7 +27,7 @@ Client = TestClient[Any, Any]
 
 @pytest.fixture
 async def http(aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock, bootstrap: Bootstrap) -> Client:
-    app = create_app(settings, clock=clock, on_bootstrap=bootstrap, access_tokens=HmacAccessTokens(clock))
+    app = create_app(settings, clock=clock, on_bootstrap=bootstrap)
     return await aiohttp_client(app)
 
 
@@ -299,3 +299,23 @@ async def test_hasura_webhook_accepts_the_access_token_until_revoked(
     auth = basic(partner["id"], partner["client_secret"])
     await http.post("/oauth/revoke", data={"token": tokens["refresh_token"]}, headers=auth)
     assert (await http.get("/v1/hasura/webhook", headers=bearer(tokens["access_token"]))).status == 401
+
+
+async def test_access_token_is_a_hasura_ready_jwt(
+    http: Client, partner: dict[str, Any], merchant: str, clock: FrozenClock
+) -> None:
+    flow = Flow(http, partner["id"], scope="orders:read customers:read")
+    tokens = await token_json(await flow.exchange(await flow.code(merchant), partner["client_secret"]))
+    jwks = JwksCache(http)
+    now = clock.now().timestamp()
+    await jwks.refresh(now)
+    v2 = check_v2(tokens["access_token"], jwks, now=now, audience="hasura")
+    v3 = check_v3(tokens["access_token"], jwks, now=now, audience="hasura", namespace=V2_NAMESPACE)
+    for session in (v2, v3):
+        assert session["x-hasura-role"] == "restricted"
+        assert session["x-hasura-user-id"] == "user_42"
+        assert parse_pg_array(session["x-hasura-permissions"]) == ["orders:read", "customers:read"]
+    _, claims = verify_signature(tokens["access_token"], jwks.key_set(), "RS256")
+    assert claims["client_id"] == partner["id"]
+    assert claims["https://hasura.io/jwt/claims"]["x-hasura-allowed-roles"] == ["restricted"]
+    assert claims["exp"] - claims["iat"] <= 900 + 5  # SIDECAR_OAUTH__ACCESS_TTL_S, iat backdated
