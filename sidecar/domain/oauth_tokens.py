@@ -211,7 +211,7 @@ class TokenEndpoint:
         return {
             "access_token": minted.token,
             "token_type": "Bearer",
-            "expires_in": max(0, int((minted.expires_at - now).total_seconds())),
+            "expires_in": max(0, round((minted.expires_at - now).total_seconds())),
             "scope": " ".join(scopes),
         }
 
@@ -310,8 +310,9 @@ def _claims(
 class RevocationCheckingVerifier:
     """Wraps the session-JWT verifier so a revoked OAuth access token stops working at once.
 
-    Tokens whose ``jti`` the authorization server never issued (ordinary session JWTs) pass
-    through; Hasura in JWT mode checks signatures itself and so honours revocation only at expiry.
+    Only tokens without a ``key_id`` can be ours (a session JWT from ``/v1/auth/token`` always
+    names the API key it came from), so ordinary session JWTs cost no store lookup. Hasura in JWT
+    mode checks signatures itself and so honours revocation only at expiry.
     """
 
     def __init__(self, inner: TokenVerifier, store: OAuthStore) -> None:
@@ -320,7 +321,7 @@ class RevocationCheckingVerifier:
 
     async def verify(self, token: str) -> Principal:
         principal = await self._inner.verify(token)
-        if principal.token_id is not None:
+        if principal.key_id is None and principal.token_id is not None:
             record = await self._store.get_access_token(principal.token_id)
             if record is not None and record.revoked_at is not None:
                 raise InvalidToken("the token has been revoked", reason="token_revoked")

@@ -319,3 +319,9 @@ async def test_access_token_is_a_hasura_ready_jwt(
     assert claims["client_id"] == partner["id"]
     assert claims["https://hasura.io/jwt/claims"]["x-hasura-allowed-roles"] == ["restricted"]
     assert claims["exp"] - claims["iat"] <= 900 + 5  # SIDECAR_OAUTH__ACCESS_TTL_S, iat backdated
+
+
+async def test_expires_in_is_the_configured_lifetime(http: Client, partner: dict[str, Any], merchant: str) -> None:
+    flow = Flow(http, partner["id"])
+    tokens = await token_json(await flow.exchange(await flow.code(merchant), partner["client_secret"]))
+    assert tokens["expires_in"] == 900
