@@ -12,18 +12,23 @@ from pathlib import Path
 
 from aiohttp import web
 
+from sidecar import __version__
 from sidecar.domain.authn import Authenticator
+from sidecar.domain.health import Readiness
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.errors import ConfigError
-from sidecar.ports import Clock, KeyStore, sqlite
+from sidecar.metered import CountedKeyCache, timed_store
+from sidecar.metrics import Metrics
+from sidecar.ports import Clock, KeyCache, KeyStore, sqlite
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.settings import Settings, load_role_model
-from sidecar.web import auth, keys
+from sidecar.web import auth, keys, ops
 from sidecar.web.errors import error_middleware
-from sidecar.web.state import SERVICES, Services
+from sidecar.web.observe import RequestLogPolicy, observe_middleware
+from sidecar.web.state import METRICS, METRICS_TOKEN, READINESS, SERVICES, VERSION, Services
 
 log = logging.getLogger("sidecar")
 BootstrapHook = Callable[[IssuedKey], None]
@@ -56,14 +61,28 @@ def build_sealer(settings: Settings) -> Sealer:
     return Sealer(load_or_create_master_key(settings.data_dir / "master.key"))
 
 
-def build_key_service(settings: Settings, store: KeyStore, clock: Clock, policy: Policy) -> KeyService:
-    cache = MemoryKeyCache(
+def build_key_service(
+    settings: Settings, store: KeyStore, clock: Clock, policy: Policy, *, metrics: Metrics | None = None
+) -> KeyService:
+    cache: KeyCache = MemoryKeyCache(
         clock,
         max_entries=settings.key_cache.max_entries,
         ttl_s=settings.key_cache.ttl_s,
         negative_ttl_s=settings.key_cache.negative_ttl_s,
     )
+    if metrics is not None:
+        cache = CountedKeyCache(cache, metrics, tier="memory")
+        store = timed_store(store, metrics)
     return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id)
+
+
+def build_metrics(settings: Settings) -> Metrics:
+    return Metrics(version=__version__, multiprocess_dir=settings.prometheus_multiproc_dir)
+
+
+def request_log_policy(settings: Settings) -> RequestLogPolicy:
+    s = settings.request_log
+    return RequestLogPolicy(mode=s.mode, quiet_routes=frozenset(s.quiet_routes), sample_rate=s.sample_rate)
 
 
 async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
@@ -85,11 +104,14 @@ def create_app(
     """Build the application; resources open when it starts and close when it stops."""
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
+    metrics = build_metrics(settings)
+    readiness = Readiness()
 
     @asynccontextmanager
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_stores(settings.store_url()) as stores:
-            key_service = build_key_service(settings, stores.keys, clock, policy)
+            key_service = build_key_service(settings, stores.keys, clock, policy, metrics=metrics)
+            readiness.add("store", stores.keys.ping)
             app[SERVICES] = Services(keys=key_service, policy=policy, authenticator=Authenticator(key_service))
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
@@ -104,8 +126,16 @@ def create_app(
                     await flusher
                 await key_service.flush_last_used()
 
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    observe = observe_middleware(metrics if settings.metrics.enabled else None, request_log_policy(settings))
+    app = web.Application(middlewares=[observe, error_middleware], client_max_size=settings.max_body_bytes)
+    app[METRICS] = metrics
+    token = settings.metrics.bearer_token
+    app[METRICS_TOKEN] = token.get_secret_value().encode() if token else b""
+    app[READINESS] = readiness
+    app[VERSION] = __version__
     app.cleanup_ctx.append(resources)
-    for module in (auth, keys):
+    for module in (auth, keys, ops):
         app.router.add_routes(module.routes)
+    if settings.metrics.enabled:
+        app.router.add_get("/metrics", ops.metrics)
     return app

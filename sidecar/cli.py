@@ -17,6 +17,7 @@ from sidecar.domain import keyformat
 from sidecar.domain.keys import IssuedKey, KeyService, NewKey
 from sidecar.domain.rbac import Policy
 from sidecar.errors import ConfigError, SidecarError
+from sidecar.logs import configure_logging
 from sidecar.models import Environment, KeyType
 from sidecar.ports.clock import SystemClock
 from sidecar.settings import Settings, load_role_model, load_settings
@@ -80,6 +81,7 @@ def print_bootstrap_key(issued: IssuedKey) -> None:
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the sidecar's HTTP server."""
     settings = _settings(ctx)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         app = create_app(settings, on_bootstrap=print_bootstrap_key)
     except ConfigError as exc:

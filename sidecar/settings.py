@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sidecar.domain.rbac import RoleModel
@@ -25,6 +25,30 @@ class KeyCacheSettings(BaseModel):
     max_entries: int = Field(100_000, ge=0, description="bound on cached lookups (hits and misses)")
     ttl_s: float = Field(30.0, ge=0, description="how long a found key is trusted without the store")
     negative_ttl_s: float = Field(5.0, ge=0, description="how long a well-formed unknown key stays unknown")
+
+
+class MetricsSettings(BaseModel):
+    """``GET /metrics``: Prometheus exposition of the app's own registry."""
+
+    model_config = ConfigDict(frozen=True)
+    enabled: bool = Field(True, description="serve /metrics and record request metrics")
+    bearer_token: SecretStr | None = Field(
+        None, description="when set, /metrics requires 'Authorization: Bearer <token>'"
+    )
+
+
+class RequestLogSettings(BaseModel):
+    """The one JSON line per request (see README, "Logs")."""
+
+    model_config = ConfigDict(frozen=True)
+    mode: Literal["all", "errors", "off"] = Field("all", description="which requests get a log line")
+    quiet_routes: tuple[str, ...] = Field(
+        ("/healthz", "/readyz", "/metrics"),
+        description="route templates logged only when they fail (status >= 500), e.g. probes",
+    )
+    sample_rate: float = Field(
+        1.0, ge=0.0, le=1.0, description="fraction of successful (< 400) requests logged; errors always are"
+    )
 
 
 class Settings(BaseSettings):
@@ -52,6 +76,14 @@ class Settings(BaseSettings):
     last_used_flush_s: float = Field(10.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     key_cache: KeyCacheSettings = KeyCacheSettings()
+    log_format: Literal["json", "text"] = "json"
+    request_log: RequestLogSettings = RequestLogSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    prometheus_multiproc_dir: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"),
+        description="prometheus-client's own variable: set it (unprefixed) when several worker processes serve",
+    )
 
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sidecar.db'}"

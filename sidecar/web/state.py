@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sidecar.domain.authn import Authenticator
+from sidecar.domain.health import Readiness
 from sidecar.domain.keys import KeyService
 from sidecar.domain.rbac import Policy
+from sidecar.metrics import Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,3 +21,10 @@ class Services:
 
 
 SERVICES = web.AppKey("services", Services)
+#: The app's metrics; components record through it (see sidecar.metrics), never a global.
+METRICS = web.AppKey("metrics", Metrics)
+#: ``/metrics`` bearer token (bytes); empty when the endpoint is open.
+METRICS_TOKEN = web.AppKey("metrics_token", bytes)
+#: Readiness checks; components ``app[READINESS].add(name, check)`` when their resource opens.
+READINESS = web.AppKey("readiness", Readiness)
+VERSION = web.AppKey("version", str)
