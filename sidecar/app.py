@@ -9,23 +9,28 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from sidecar import __version__
 from sidecar.domain.authn import Authenticator
-from sidecar.domain.health import Readiness
+from sidecar.domain.console import ConsoleSessions
+from sidecar.domain.health import Check, Readiness
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.errors import ConfigError
-from sidecar.metered import CountedKeyCache, timed_store
+from sidecar.metered import CountedKeyCache, TimedSharedKeyCache, timed_store
 from sidecar.metrics import Metrics
-from sidecar.ports import Clock, KeyCache, KeyStore, sqlite
+from sidecar.ports import Clock, KeyCache, KeyStore, SharedKeyCache, postgres, sqlite
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
+from sidecar.ports.redis_client import RedisClient
+from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
+from sidecar.redis_wiring import INVALIDATIONS, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model
-from sidecar.web import auth, keys, ops
+from sidecar.web import auth, dashboard, keys, ops
 from sidecar.web.errors import error_middleware
 from sidecar.web.observe import RequestLogPolicy, observe_middleware
 from sidecar.web.state import METRICS, METRICS_TOKEN, READINESS, SERVICES, VERSION, Services
@@ -36,6 +41,8 @@ BootstrapHook = Callable[[IssuedKey], None]
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
 SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS,)
+#: The same for PostgreSQL-backed components.
+POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +53,31 @@ class Stores:
 
 
 @asynccontextmanager
-async def open_stores(url: str) -> AsyncIterator[Stores]:
-    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated."""
+async def open_stores(url: str, *, pool_size: int = 10, timeout_s: float = 5.0) -> AsyncIterator[Stores]:
+    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated.
+
+    ``pool_size`` and ``timeout_s`` apply to PostgreSQL (``SIDECAR_DATABASE_POOL_SIZE``/``_TIMEOUT_S``).
+    """
     if url.startswith("sqlite:///"):
         async with sqlite.SqliteDatabase.open(Path(url.removeprefix("sqlite:///")), SQLITE_MIGRATIONS) as db:
             yield Stores(keys=sqlite.SqliteKeyStore(db))
         return
+    if url.startswith(("postgresql://", "postgres://")):
+        async with postgres.PostgresDatabase.open(
+            url, POSTGRES_MIGRATIONS, pool_size=pool_size, timeout_s=timeout_s
+        ) as pg:
+            yield Stores(keys=postgres.PostgresKeyStore(pg))
+        return
     raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
+
+
+def store_options(settings: Settings) -> dict[str, Any]:
+    """``open_stores`` arguments from the settings: ``open_stores(**store_options(settings))``."""
+    return {
+        "url": settings.store_url(),
+        "pool_size": settings.database_pool_size,
+        "timeout_s": settings.database_timeout_s,
+    }
 
 
 def build_sealer(settings: Settings) -> Sealer:
@@ -62,7 +87,13 @@ def build_sealer(settings: Settings) -> Sealer:
 
 
 def build_key_service(
-    settings: Settings, store: KeyStore, clock: Clock, policy: Policy, *, metrics: Metrics | None = None
+    settings: Settings,
+    store: KeyStore,
+    clock: Clock,
+    policy: Policy,
+    shared: SharedKeyCache | None = None,
+    *,
+    metrics: Metrics | None = None,
 ) -> KeyService:
     cache: KeyCache = MemoryKeyCache(
         clock,
@@ -73,7 +104,8 @@ def build_key_service(
     if metrics is not None:
         cache = CountedKeyCache(cache, metrics, tier="memory")
         store = timed_store(store, metrics)
-    return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id)
+        shared = TimedSharedKeyCache(shared, metrics) if shared is not None else None
+    return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id, shared=shared)
 
 
 def build_metrics(settings: Settings) -> Metrics:
@@ -83,6 +115,13 @@ def build_metrics(settings: Settings) -> Metrics:
 def request_log_policy(settings: Settings) -> RequestLogPolicy:
     s = settings.request_log
     return RequestLogPolicy(mode=s.mode, quiet_routes=frozenset(s.quiet_routes), sample_rate=s.sample_rate)
+
+
+def redis_ping(client: RedisClient) -> Check:
+    async def ping() -> None:
+        await client.ping()
+
+    return ping
 
 
 async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
@@ -106,20 +145,35 @@ def create_app(
     policy = Policy(roles or load_role_model(settings.roles_file))
     metrics = build_metrics(settings)
     readiness = Readiness()
+    sealer = build_sealer(settings)
+    if settings.redis_url:
+        check_redis_url(settings.redis_url)
 
     @asynccontextmanager
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with open_stores(settings.store_url()) as stores:
-            key_service = build_key_service(settings, stores.keys, clock, policy, metrics=metrics)
+        async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
+            key_service = build_key_service(
+                settings, stores.keys, clock, policy, redis.keys if redis else None, metrics=metrics
+            )
             readiness.add("store", stores.keys.ping)
-            app[SERVICES] = Services(keys=key_service, policy=policy, authenticator=Authenticator(key_service))
+            if redis is not None:
+                readiness.add("cache", redis_ping(redis.client))
+            app[SERVICES] = Services(
+                keys=key_service,
+                policy=policy,
+                authenticator=Authenticator(key_service),
+                console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
+            )
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
             if issued is not None and on_bootstrap is not None:
                 on_bootstrap(issued)
             flusher = asyncio.create_task(_flush_last_used_forever(key_service, settings.last_used_flush_s))
             try:
-                yield
+                async with invalidations(redis, key_service) as listener:
+                    if listener is not None:
+                        app[INVALIDATIONS] = listener
+                    yield
             finally:
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -134,7 +188,8 @@ def create_app(
     app[READINESS] = readiness
     app[VERSION] = __version__
     app.cleanup_ctx.append(resources)
-    for module in (auth, keys, ops):
+    app[dashboard.TEMPLATES] = dashboard.make_templates()
+    for module in (auth, keys, dashboard, ops):
         app.router.add_routes(module.routes)
     if settings.metrics.enabled:
         app.router.add_get("/metrics", ops.metrics)

@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 import click
 from aiohttp import web
 
-from sidecar.app import build_key_service, create_app, open_stores
+from sidecar.app import build_key_service, create_app, open_stores, store_options
+from sidecar.cli_webhooks import webhooks
 from sidecar.domain import keyformat
 from sidecar.domain.keys import IssuedKey, KeyService, NewKey
 from sidecar.domain.rbac import Policy
@@ -20,6 +21,7 @@ from sidecar.errors import ConfigError, SidecarError
 from sidecar.logs import configure_logging
 from sidecar.models import Environment, KeyType
 from sidecar.ports.clock import SystemClock
+from sidecar.redis_wiring import open_redis
 from sidecar.settings import Settings, load_role_model, load_settings
 from sidecar.web.render import key_json
 
@@ -39,9 +41,10 @@ def _fail(message: str, code: int = 1) -> None:
 
 def _run_with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[T]]) -> T:
     async def go() -> T:
-        async with open_stores(settings.store_url()) as stores:
+        clock = SystemClock()
+        async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
             policy = Policy(load_role_model(settings.roles_file))
-            service = build_key_service(settings, stores.keys, SystemClock(), policy)
+            service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
             return await action(service)
 
     try:
@@ -260,6 +263,9 @@ def keys_roll(ctx: click.Context, key_id: str, expires_in: int, as_json: bool) -
 def keys_generate(key_type: str, role: str, environment: str) -> None:
     """Print a well-formed key without storing it (e.g. for SIDECAR_BOOTSTRAP_ADMIN_KEY)."""
     click.echo(keyformat.mint(keyformat.prefix_for(KeyType(key_type), role, Environment(environment))))
+
+
+main.add_command(webhooks)
 
 
 if __name__ == "__main__":  # pragma: no cover

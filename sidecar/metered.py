@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 
 from sidecar.metrics import Metrics
 from sidecar.models import ApiKeyRecord
-from sidecar.ports import KeyCache
+from sidecar.ports import KeyCache, SharedKeyCache
 
 T = TypeVar("T")
 
@@ -76,3 +76,30 @@ class CountedKeyCache:
 
     def __len__(self) -> int:
         return len(self._inner)
+
+
+class TimedSharedKeyCache:
+    """A ``SharedKeyCache`` (Redis) whose calls are timed and whose lookups count as hits or misses."""
+
+    def __init__(self, inner: SharedKeyCache, metrics: Metrics, *, tier: str = "redis") -> None:
+        self._inner = inner
+        self._metrics = metrics
+        self._tier = tier
+
+    async def get(self, digest: str) -> tuple[bool, ApiKeyRecord | None]:
+        started = time.perf_counter()
+        found = await self._inner.get(digest)
+        self._metrics.redis_call("get", time.perf_counter() - started)
+        self._metrics.cache(self._tier, found[0])
+        return found
+
+    async def put(self, digest: str, record: ApiKeyRecord | None) -> None:
+        started = time.perf_counter()
+        await self._inner.put(digest, record)
+        self._metrics.redis_call("set", time.perf_counter() - started)
+
+    async def invalidate(self, digest: str) -> bool:
+        started = time.perf_counter()
+        delivered = await self._inner.invalidate(digest)
+        self._metrics.redis_call("invalidate", time.perf_counter() - started)
+        return delivered

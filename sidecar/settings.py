@@ -51,6 +51,20 @@ class RequestLogSettings(BaseModel):
     )
 
 
+class RedisSettings(BaseModel):
+    """Redis, used when ``SIDECAR_REDIS_URL`` is set: shared key cache, invalidations, rate limits."""
+
+    model_config = ConfigDict(frozen=True)
+    pool_size: int = Field(32, ge=1, le=4096, description="connections per process")
+    timeout_s: float = Field(0.25, gt=0, le=30, description="per command; then the request falls back")
+    connect_timeout_s: float = Field(0.5, gt=0, le=30)
+    breaker_failures: int = Field(3, ge=1, description="consecutive failures that open the circuit")
+    breaker_reset_s: float = Field(5.0, gt=0, description="how long an open circuit skips Redis")
+    prefix: str = Field("sidecar:", min_length=1, max_length=64, description="namespace of our Redis keys")
+    key_ttl_s: float = Field(60.0, ge=0, description="shared cache: how long a found key is kept")
+    negative_ttl_s: float = Field(5.0, ge=0, description="shared cache: how long an unknown key is kept")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIDECAR_",
@@ -65,6 +79,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="sqlite:///path or postgresql://…; default: SQLite file in data_dir"
     )
+    database_pool_size: int = Field(10, ge=1, le=1000, description="PostgreSQL: connections per process, at most")
+    database_timeout_s: float = Field(
+        5.0, gt=0, le=300, description="PostgreSQL: connect/query timeout before a request gets 503"
+    )
     redis_url: str | None = None
     bootstrap_admin_key: SecretStr | None = None
     master_key: SecretStr | None = Field(
@@ -74,6 +92,7 @@ class Settings(BaseSettings):
     roles_file: Path | None = Field(None, description="default: the packaged config/roles.yaml")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     last_used_flush_s: float = Field(10.0, gt=0)
+    dashboard_session_ttl_s: int = Field(1800, ge=60, le=86_400, description="dashboard sign-in lifetime")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     key_cache: KeyCacheSettings = KeyCacheSettings()
     log_format: Literal["json", "text"] = "json"
@@ -84,6 +103,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"),
         description="prometheus-client's own variable: set it (unprefixed) when several worker processes serve",
     )
+    redis: RedisSettings = RedisSettings()
 
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sidecar.db'}"
@@ -124,4 +144,16 @@ def load_role_model(path: Path | None) -> RoleModel:
     try:
         return RoleModel.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {describe_validation_error(exc)}") from None
+        raise ConfigError(f"{where}: {describe_file_error(exc)}") from None
+
+
+def describe_file_error(exc: ValidationError) -> str:
+    """A config file's errors: the entry's path and the problem; model checks speak for themselves."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        problem = (
+            str(err["ctx"]["error"]) if err["type"] == "value_error" and "error" in err.get("ctx", {}) else err["msg"]
+        )
+        lines.append(f"{where}: {problem}" if where else problem)
+    return "; ".join(lines)

@@ -77,3 +77,6 @@ def admin_key(client: TestClient[Any, Any], bootstrap: Bootstrap) -> str:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+from tests.redis_fixtures import own_redis, redis_server_url, redis_url  # noqa: E402, F401  (real Redis fixtures)

@@ -76,3 +76,41 @@ class KeyCache(Protocol):
     def clear(self) -> None: ...
 
     def __len__(self) -> int: ...
+
+
+class SharedKeyCache(Protocol):
+    """The tier shared by all replicas (Redis), between the in-process cache and the store.
+
+    Best effort: an unreachable cache behaves as an empty one and never raises.
+    """
+
+    async def get(self, digest: str) -> tuple[bool, ApiKeyRecord | None]:
+        """``(hit, record)``; a hit with ``None`` is a cached 'no such key'; a miss when unreachable."""
+        ...
+
+    async def put(self, digest: str, record: ApiKeyRecord | None) -> None: ...
+
+    async def invalidate(self, digest: str) -> bool:
+        """Drop the entry and tell every replica to drop its in-process copy; ``False`` if undelivered."""
+        ...
+
+
+class SecretSealer(Protocol):
+    """Authenticated encryption of small secrets, bound to a purpose (see ``ports.sealer.Sealer``)."""
+
+    def seal(self, plaintext: bytes, *, purpose: str) -> str: ...
+
+    def unseal(self, token: str, *, purpose: str) -> bytes:
+        """The plaintext; raises ``ConfigError`` or ``ValueError`` if the token is not genuine."""
+        ...
+
+
+class ReplayGuard(Protocol):
+    """Remembers verified webhook signatures (or message ids) so a second delivery is refused."""
+
+    async def first_use(self, key: str, ttl_s: float) -> bool:
+        """Record ``key`` for ``ttl_s`` seconds; ``False`` if it is already recorded (a replay).
+
+        Atomic: of two concurrent calls with the same key, exactly one gets ``True``.
+        """
+        ...

@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from sidecar.errors import Conflict, NotFound, SidecarError
 from sidecar.models import ApiKeyRecord, Environment, KeyType
 
 
@@ -92,3 +93,12 @@ def row_to_key(row: Row) -> ApiKeyRecord:
         last_used_at=from_ts(row["last_used_at"]),
         rolled_to=row["rolled_to"],
     )
+
+
+def roll_refused(key_id: str, row: Row | None) -> SidecarError:
+    """Why a key could not be rolled, given its (``rolled_to``, ``revoked_at``) row or ``None``."""
+    if row is None:
+        return NotFound(f"no API key with id {key_id}", reason="key_not_found")
+    if row["rolled_to"] is not None:
+        return Conflict(f"this key was already rolled to {row['rolled_to']}", reason="key_already_rolled")
+    return Conflict("only an active key can be rolled", reason="key_not_active")

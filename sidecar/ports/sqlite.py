@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from sidecar.errors import Unavailable
+from sidecar.errors import Conflict, Unavailable
 from sidecar.models import ApiKeyRecord, KeyType, Page
-from sidecar.ports.rows import KEY_COLUMNS, key_to_row, row_to_key, to_ts
+from sidecar.ports.migrations import Migration
+from sidecar.ports.rows import KEY_COLUMNS, key_to_row, roll_refused, row_to_key, to_ts
 
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema step of one component (``api_keys``, ``signing_keys``, …), applied once."""
-
-    component: str
-    version: int
-    sql: str
+__all__ = ["MIGRATIONS", "Migration", "SqliteDatabase", "SqliteKeyStore"]
 
 
 #: The key store's schema. Other components keep their own ``Migration`` lists in their own
@@ -60,13 +54,19 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 _SELECT = f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys"  # noqa: S608 - fixed column list
+_INSERT = f"INSERT INTO api_keys ({', '.join(KEY_COLUMNS)}) VALUES ({', '.join('?' for _ in KEY_COLUMNS)})"  # noqa: S608
 
 
 class SqliteDatabase:
-    """One SQLite file (WAL mode) shared by every SQLite-backed store of the process."""
+    """One SQLite file (WAL mode) shared by every SQLite-backed store of the process.
+
+    All stores share one connection, so writes go through ``write()`` / ``transaction()``: an
+    asyncio lock keeps one task's statements from landing inside another task's transaction.
+    """
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self.connection = connection
+        self.lock = asyncio.Lock()
 
     @classmethod
     @asynccontextmanager
@@ -84,6 +84,24 @@ class SqliteDatabase:
         finally:
             await connection.close()
 
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection, for autocommit writes outside any other task's transaction."""
+        async with self.lock:
+            yield self.connection
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any exception), one task at a time."""
+        async with self.lock:
+            await self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.connection
+            except BaseException:
+                await self.connection.execute("ROLLBACK")
+                raise
+            await self.connection.execute("COMMIT")
+
     async def migrate(self, migrations: Sequence[Migration]) -> None:
         db = self.connection
         await db.execute(
@@ -96,28 +114,37 @@ class SqliteDatabase:
         for migration in sorted(migrations, key=lambda m: (m.component, m.version)):
             if (migration.component, migration.version) in done:
                 continue
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                # re-check inside the write lock: another process may have migrated meanwhile
-                async with db.execute(
+            # re-check inside the write lock: another process may have migrated meanwhile
+            async with (
+                self.transaction(),
+                db.execute(
                     "SELECT 1 FROM schema_migrations WHERE component = ? AND version = ?",
                     (migration.component, migration.version),
-                ) as cur:
-                    if await cur.fetchone() is None:
-                        for statement in filter(str.strip, migration.sql.split(";")):
-                            await db.execute(statement)
-                        await db.execute(
-                            "INSERT INTO schema_migrations VALUES (?, ?, strftime('%s','now'))",
-                            (migration.component, migration.version),
-                        )
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
+                ) as cur,
+            ):
+                if await cur.fetchone() is None:
+                    for statement in filter(str.strip, migration.sql.split(";")):
+                        await db.execute(statement)
+                    await db.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, strftime('%s','now'))",
+                        (migration.component, migration.version),
+                    )
+
+
+@contextmanager
+def _guarded() -> Iterator[None]:
+    """Store failures as the domain sees them: a duplicate is a ``Conflict``, the rest ``Unavailable``."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise Conflict("an API key with this id or digest already exists", reason="key_exists") from exc
+    except (sqlite3.Error, ValueError) as exc:
+        raise Unavailable("the key store is unavailable", reason="store_unavailable") from exc
 
 
 class SqliteKeyStore:
     def __init__(self, database: SqliteDatabase) -> None:
+        self._database = database
         self._db = database.connection
 
     @classmethod
@@ -128,25 +155,19 @@ class SqliteKeyStore:
             yield cls(database)
 
     async def ping(self) -> None:
-        try:
+        with _guarded():
             await self._db.execute("SELECT 1")
-        except (sqlite3.Error, ValueError) as exc:
-            raise Unavailable("the key store is unavailable", reason="store_unavailable") from exc
 
     async def _one(self, sql: str, params: tuple[Any, ...]) -> ApiKeyRecord | None:
-        try:
+        with _guarded():
             async with self._db.execute(sql, params) as cur:
                 row = await cur.fetchone()
-        except (sqlite3.Error, ValueError) as exc:
-            raise Unavailable("the key store is unavailable", reason="store_unavailable") from exc
         return None if row is None else row_to_key(row)
 
     async def insert_key(self, record: ApiKeyRecord) -> None:
-        placeholders = ", ".join("?" for _ in KEY_COLUMNS)
-        await self._db.execute(
-            f"INSERT INTO api_keys ({', '.join(KEY_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
-            key_to_row(record),
-        )
+        with _guarded():
+            async with self._database.write() as db:
+                await db.execute(_INSERT, key_to_row(record))
 
     async def get_key(self, key_id: str) -> ApiKeyRecord | None:
         return await self._one(f"{_SELECT} WHERE id = ?", (key_id,))
@@ -179,41 +200,43 @@ class SqliteKeyStore:
         sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         params.append(limit + 1)
-        async with self._db.execute(sql, params) as cur:
-            rows = await cur.fetchall()
+        with _guarded():
+            async with self._db.execute(sql, params) as cur:
+                rows = await cur.fetchall()
         records = [row_to_key(r) for r in rows]
         return Page(data=records[:limit], has_more=len(records) > limit)
 
     async def count_keys(self) -> int:
-        async with self._db.execute("SELECT count(*) FROM api_keys") as cur:
-            row = await cur.fetchone()
+        with _guarded():
+            async with self._db.execute("SELECT count(*) FROM api_keys") as cur:
+                row = await cur.fetchone()
         return int(row[0]) if row else 0
 
     async def revoke_key(self, key_id: str, at: datetime) -> ApiKeyRecord | None:
-        await self._db.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (to_ts(at), key_id)
-        )
+        with _guarded():
+            async with self._database.write() as db:
+                await db.execute(
+                    "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (to_ts(at), key_id)
+                )
         return await self.get_key(key_id)
 
     async def roll_key(self, old_id: str, old_expires_at: datetime, new: ApiKeyRecord) -> None:
-        placeholders = ", ".join("?" for _ in KEY_COLUMNS)
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
-            await self._db.execute(
-                f"INSERT INTO api_keys ({', '.join(KEY_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
-                key_to_row(new),
-            )
-            await self._db.execute(
-                "UPDATE api_keys SET expires_at = ?, rolled_to = ? WHERE id = ?",
-                (to_ts(old_expires_at), new.id, old_id),
-            )
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
+        with _guarded():
+            async with self._database.transaction() as db:
+                cur = await db.execute(
+                    "UPDATE api_keys SET expires_at = ?, rolled_to = ?"
+                    " WHERE id = ? AND rolled_to IS NULL AND revoked_at IS NULL",
+                    (to_ts(old_expires_at), new.id, old_id),
+                )
+                if cur.rowcount != 1:
+                    async with db.execute("SELECT rolled_to, revoked_at FROM api_keys WHERE id = ?", (old_id,)) as c:
+                        raise roll_refused(old_id, await c.fetchone())
+                await db.execute(_INSERT, key_to_row(new))
 
     async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
-        await self._db.executemany(
-            "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?",
-            [(to_ts(at), key_id) for key_id, at in last_used.items()],
-        )
+        with _guarded():
+            async with self._database.write() as db:
+                await db.executemany(
+                    "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?",
+                    [(to_ts(at), key_id) for key_id, at in last_used.items()],
+                )

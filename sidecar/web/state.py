@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sidecar.domain.authn import Authenticator
+from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.health import Readiness
 from sidecar.domain.keys import KeyService
 from sidecar.domain.rbac import Policy
@@ -18,6 +19,7 @@ class Services:
     keys: KeyService
     policy: Policy
     authenticator: Authenticator
+    console: ConsoleSessions
 
 
 SERVICES = web.AppKey("services", Services)
