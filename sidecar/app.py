@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar import __version__
+from sidecar.domain.audit import AuditLog
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.health import Check, Readiness
@@ -22,7 +23,17 @@ from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.errors import ConfigError
 from sidecar.metered import CountedKeyCache, TimedSharedKeyCache, timed_store
 from sidecar.metrics import Metrics
-from sidecar.ports import Clock, KeyCache, KeyStore, SharedKeyCache, postgres, sqlite
+from sidecar.ports import (
+    AuditStore,
+    Clock,
+    KeyCache,
+    KeyStore,
+    SharedKeyCache,
+    postgres,
+    postgres_audit,
+    sqlite,
+    sqlite_audit,
+)
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.redis_client import RedisClient
@@ -30,19 +41,19 @@ from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.redis_wiring import INVALIDATIONS, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model
-from sidecar.web import auth, dashboard, keys, ops
+from sidecar.web import audit, auth, dashboard, keys, ops
 from sidecar.web.errors import error_middleware
 from sidecar.web.observe import RequestLogPolicy, observe_middleware
-from sidecar.web.state import METRICS, METRICS_TOKEN, READINESS, SERVICES, VERSION, Services
+from sidecar.web.state import AUDIT, METRICS, METRICS_TOKEN, READINESS, SERVICES, VERSION, Services
 
 log = logging.getLogger("sidecar")
 BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS,)
+SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_audit.MIGRATIONS)
 #: The same for PostgreSQL-backed components.
-POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS,)
+POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_audit.MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +61,7 @@ class Stores:
     """The durable stores of one database; components add theirs as fields."""
 
     keys: KeyStore
+    audit: AuditStore
 
 
 @asynccontextmanager
@@ -60,13 +72,13 @@ async def open_stores(url: str, *, pool_size: int = 10, timeout_s: float = 5.0) 
     """
     if url.startswith("sqlite:///"):
         async with sqlite.SqliteDatabase.open(Path(url.removeprefix("sqlite:///")), SQLITE_MIGRATIONS) as db:
-            yield Stores(keys=sqlite.SqliteKeyStore(db))
+            yield Stores(keys=sqlite.SqliteKeyStore(db), audit=sqlite_audit.SqliteAuditStore(db))
         return
     if url.startswith(("postgresql://", "postgres://")):
         async with postgres.PostgresDatabase.open(
             url, POSTGRES_MIGRATIONS, pool_size=pool_size, timeout_s=timeout_s
         ) as pg:
-            yield Stores(keys=postgres.PostgresKeyStore(pg))
+            yield Stores(keys=postgres.PostgresKeyStore(pg), audit=postgres_audit.PostgresAuditStore(pg))
         return
     raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
 
@@ -156,6 +168,7 @@ def create_app(
                 settings, stores.keys, clock, policy, redis.keys if redis else None, metrics=metrics
             )
             readiness.add("store", stores.keys.ping)
+            app[AUDIT] = AuditLog(timed_store(stores.audit, metrics), clock)
             if redis is not None:
                 readiness.add("cache", redis_ping(redis.client))
             app[SERVICES] = Services(
@@ -180,7 +193,9 @@ def create_app(
                     await flusher
                 await key_service.flush_last_used()
 
-    observe = observe_middleware(metrics if settings.metrics.enabled else None, request_log_policy(settings))
+    observe = observe_middleware(
+        metrics if settings.metrics.enabled else None, request_log_policy(settings), on_forbidden=audit.record_denial
+    )
     app = web.Application(middlewares=[observe, error_middleware], client_max_size=settings.max_body_bytes)
     app[METRICS] = metrics
     token = settings.metrics.bearer_token
@@ -189,7 +204,7 @@ def create_app(
     app[VERSION] = __version__
     app.cleanup_ctx.append(resources)
     app[dashboard.TEMPLATES] = dashboard.make_templates()
-    for module in (auth, keys, dashboard, ops):
+    for module in (auth, keys, dashboard, ops, audit):
         app.router.add_routes(module.routes)
     if settings.metrics.enabled:
         app.router.add_get("/metrics", ops.metrics)

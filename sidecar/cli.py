@@ -13,8 +13,10 @@ import click
 from aiohttp import web
 
 from sidecar.app import build_key_service, create_app, open_stores, store_options
+from sidecar.cli_audit import audit
 from sidecar.cli_webhooks import webhooks
 from sidecar.domain import keyformat
+from sidecar.domain.audit import Actor, AuditLog
 from sidecar.domain.keys import IssuedKey, KeyService, NewKey
 from sidecar.domain.rbac import Policy
 from sidecar.errors import ConfigError, SidecarError
@@ -40,12 +42,18 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _run_with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[T]]) -> T:
+    return _run_with_keys_and_audit(settings, lambda service, _audit: action(service))
+
+
+def _run_with_keys_and_audit(settings: Settings, action: Callable[[KeyService, AuditLog], Awaitable[T]]) -> T:
+    """Run ``action`` on the server's stores; changes are audited with the actor ``cli``."""
+
     async def go() -> T:
         clock = SystemClock()
         async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
             policy = Policy(load_role_model(settings.roles_file))
             service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
-            return await action(service)
+            return await action(service, AuditLog(stores.audit, clock))
 
     try:
         return asyncio.run(go())
@@ -154,11 +162,12 @@ def keys_create(
     )
     settings = _settings(ctx)
 
-    async def action(service: KeyService) -> dict[str, Any]:
+    async def action(service: KeyService, audit: AuditLog) -> dict[str, Any]:
         issued = await service.create(spec, grantor=None)
+        await audit.key_created(Actor.cli(), issued.record)
         return {**key_json(issued.record, service.now()), "key": issued.key}
 
-    data = _run_with_keys(settings, action)
+    data = _run_with_keys_and_audit(settings, action)
     _emit(data, as_json, lambda: _human_key(data) + "\n\nStore the key now: it will not be shown again.")
 
 
@@ -224,10 +233,12 @@ def keys_show(ctx: click.Context, key_id: str, as_json: bool) -> None:
 def keys_revoke(ctx: click.Context, key_id: str, as_json: bool) -> None:
     """Revoke a key at once."""
 
-    async def action(service: KeyService) -> dict[str, Any]:
-        return key_json(await service.revoke(key_id, viewer=None), service.now())
+    async def action(service: KeyService, audit: AuditLog) -> dict[str, Any]:
+        record = await service.revoke(key_id, viewer=None)
+        await audit.key_revoked(Actor.cli(), record)
+        return key_json(record, service.now())
 
-    data = _run_with_keys(_settings(ctx), action)
+    data = _run_with_keys_and_audit(_settings(ctx), action)
     _emit(data, as_json, lambda: f"revoked {data['id']} ({data['display']})")
 
 
@@ -239,12 +250,13 @@ def keys_revoke(ctx: click.Context, key_id: str, as_json: bool) -> None:
 def keys_roll(ctx: click.Context, key_id: str, expires_in: int, as_json: bool) -> None:
     """Replace a key with a new one; the old one works for --expires-in more seconds."""
 
-    async def action(service: KeyService) -> dict[str, Any]:
+    async def action(service: KeyService, audit: AuditLog) -> dict[str, Any]:
         issued, old = await service.roll(key_id, expires_in_s=expires_in, viewer=None)
+        await audit.key_rolled(Actor.cli(), old, issued.record)
         now = service.now()
         return {**key_json(issued.record, now), "key": issued.key, "previous": key_json(old, now)}
 
-    data = _run_with_keys(_settings(ctx), action)
+    data = _run_with_keys_and_audit(_settings(ctx), action)
     _emit(
         data,
         as_json,
@@ -266,6 +278,7 @@ def keys_generate(key_type: str, role: str, environment: str) -> None:
 
 
 main.add_command(webhooks)
+main.add_command(audit)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
-from sidecar.models import ApiKeyRecord, KeyType, Page
+from sidecar.models import ApiKeyRecord, AuditEvent, AuditQuery, KeyType, Page
 
 
 class Clock(Protocol):
@@ -113,4 +113,14 @@ class ReplayGuard(Protocol):
 
         Atomic: of two concurrent calls with the same key, exactly one gets ``True``.
         """
+        ...
+
+
+class AuditStore(Protocol):
+    """The append-only audit trail."""
+
+    async def insert_event(self, event: AuditEvent) -> None: ...
+
+    async def list_events(self, query: AuditQuery) -> Page[AuditEvent]:
+        """Newest first; ``starting_after`` is the id of the last event of the previous page."""
         ...

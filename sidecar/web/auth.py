@@ -17,7 +17,7 @@ async def caller(request: web.Request, *, scope: str | None = None) -> Principal
     """The authenticated caller (401 otherwise), holding ``scope`` if given (403 otherwise)."""
     services = request.app[SERVICES]
     principal = await services.authenticator.authenticate(bearer_credential(request.headers.get("Authorization")))
-    note(request, key_id=principal.key_id)
+    note(request, principal=principal)
     if scope is not None:
         services.policy.require(principal, scope)
     return principal

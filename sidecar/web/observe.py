@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from sidecar.metrics import Metrics
+from sidecar.models import Principal
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -32,26 +33,31 @@ access_log = logging.getLogger("sidecar.access")
 class Observation:
     """What one request's log line and audit records need; filled in as the request goes."""
 
-    __slots__ = ("key_id", "reason", "request_id")
+    __slots__ = ("principal", "reason", "request_id")
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
         self.reason: str | None = None
-        self.key_id: str | None = None
+        self.principal: Principal | None = None
 
 
 OBSERVATION = web.RequestKey("observation", Observation)
 
 
-def note(request: web.Request, *, reason: str | None = None, key_id: str | None = None) -> None:
-    """Record the decision ``reason`` and/or the caller's ``key_id`` for the request's log line."""
+def note(request: web.Request, *, reason: str | None = None, principal: Principal | None = None) -> None:
+    """Record the decision ``reason`` and/or the authenticated caller for the log line and the audit."""
     observation = request.get(OBSERVATION)
     if observation is None:
         return
     if reason is not None:
         observation.reason = reason
-    if key_id is not None:
-        observation.key_id = key_id
+    if principal is not None:
+        observation.principal = principal
+
+
+def observed_principal(request: web.Request) -> Principal | None:
+    observation = request.get(OBSERVATION)
+    return None if observation is None else observation.principal
 
 
 def request_id(request: web.Request) -> str | None:
@@ -99,8 +105,16 @@ class RequestLogPolicy:
         return self.sample_rate >= 1.0 or random.random() < self.sample_rate
 
 
-def observe_middleware(metrics: Metrics | None, policy: RequestLogPolicy) -> Middleware:
-    """Build the middleware; ``metrics`` is ``None`` when metrics are switched off."""
+DenialHook = Callable[[web.Request, str], Awaitable[None]]
+
+
+def observe_middleware(
+    metrics: Metrics | None, policy: RequestLogPolicy, *, on_forbidden: DenialHook | None = None
+) -> Middleware:
+    """Build the middleware; ``metrics`` is ``None`` when metrics are switched off.
+
+    ``on_forbidden(request, route)`` runs after a 403 (the audit trail's "permission denied").
+    """
     perf_counter = time.perf_counter
     log_on = policy.mode != "off"
 
@@ -127,6 +141,8 @@ def observe_middleware(metrics: Metrics | None, policy: RequestLogPolicy) -> Mid
                 metrics.observe_request(route, request.method, status, elapsed)
             if log_on and policy.wants(route, status) and access_log.isEnabledFor(logging.INFO):
                 _log_request(request, observation, route, status, elapsed)
+            if status == 403 and on_forbidden is not None:
+                await on_forbidden(request, route)
 
     return observe
 
@@ -144,6 +160,6 @@ def _log_request(request: web.Request, observation: Observation, route: str, sta
             "status": status,
             "latency_ms": round(elapsed * 1000, 3),
             "reason": observation.reason,
-            "key_id": observation.key_id,
+            "key_id": observation.principal.key_id if observation.principal else None,
         },
     )

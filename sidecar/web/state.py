@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from sidecar.domain.audit import AuditLog
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.health import Readiness
@@ -30,3 +31,5 @@ METRICS_TOKEN = web.AppKey("metrics_token", bytes)
 #: Readiness checks; components ``app[READINESS].add(name, check)`` when their resource opens.
 READINESS = web.AppKey("readiness", Readiness)
 VERSION = web.AppKey("version", str)
+#: The audit trail (set when the stores open); handlers record key changes and admin denials.
+AUDIT = web.AppKey("audit", AuditLog)

@@ -17,6 +17,7 @@ from sidecar.errors import Unavailable
 from sidecar.settings import Settings
 from sidecar.web.state import READINESS
 from tests.conftest import Bootstrap, ClientFactory, bearer
+from tests.redis_fixtures import RedisProcess
 
 Client = TestClient[Any, Any]
 
@@ -147,3 +148,27 @@ async def test_request_id_is_generated_when_absent_or_odd(client: Client) -> Non
         assert got != odd
         assert len(got) == 24
         assert all(c in "0123456789abcdef" for c in got)
+
+
+async def test_with_redis_readiness_checks_it_and_metrics_show_its_tier(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], own_redis: RedisProcess
+) -> None:
+    bootstrap = Bootstrap()
+    client = await aiohttp_client(create_app(make_settings(redis_url=own_redis.url), on_bootstrap=bootstrap))
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert (await ready.json())["checks"]["cache"] == {"ok": True}
+
+    for _ in range(2):
+        assert (await client.get("/v1/auth/validate", headers=bearer(bootstrap.key))).status == 200
+    _, samples = await scrape(client)
+    assert find(samples, "sidecar_key_cache_lookups_total", tier="redis", result="miss")
+    assert find(samples, "sidecar_redis_call_duration_seconds_count", operation="get")
+
+    own_redis.kill()
+    down = await client.get("/readyz")
+    assert down.status == 503
+    checks = (await down.json())["checks"]
+    assert checks["store"] == {"ok": True}
+    assert checks["cache"]["ok"] is False
+    assert own_redis.url.split("//")[1] not in await down.text()
