@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -88,13 +89,17 @@ class TestSqliteAuditStore(AuditStoreContract):
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``DATABASE_URL`` when set, else a pgserver PostgreSQL of this session."""
+def audit_pg_url() -> Iterator[str]:
+    """``DATABASE_URL`` when set, else a pgserver PostgreSQL of this session.
+
+    Running as root, pgserver runs the server as the system user ``pgserver``, which cannot enter
+    pytest's private temp dirs: the data directory goes directly under the system temp dir.
+    """
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
         return
     pgserver = pytest.importorskip("pgserver")
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    server = pgserver.get_server(tempfile.mkdtemp(prefix="sidecar-audit-pg-"), cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:
@@ -103,8 +108,8 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
 
 class TestPostgresAuditStore(AuditStoreContract):
     @pytest.fixture
-    async def store(self, postgres_server_url: str) -> AsyncIterator[AuditStore]:
-        async with PostgresDatabase.open(postgres_server_url, POSTGRES_MIGRATIONS) as db:
+    async def store(self, audit_pg_url: str) -> AsyncIterator[AuditStore]:
+        async with PostgresDatabase.open(audit_pg_url, POSTGRES_MIGRATIONS) as db:
             async with db.connection() as conn:
                 await conn.execute("TRUNCATE audit_events")
             yield PostgresAuditStore(db)
