@@ -139,7 +139,7 @@ def observe_middleware(
             route = route_of(request)
             if metrics is not None:
                 metrics.observe_request(route, request.method, status, elapsed)
-            if log_on and policy.wants(route, status) and access_log.isEnabledFor(logging.INFO):
+            if log_on and access_log.isEnabledFor(logging.INFO) and policy.wants(route, status):
                 _log_request(request, observation, route, status, elapsed)
             if status == 403 and on_forbidden is not None:
                 await on_forbidden(request, route)
