@@ -13,11 +13,14 @@ from typing import Any
 
 from aiohttp import web
 
+from sidecar import __version__
 from sidecar.domain import jwk
+from sidecar.domain.audit import AuditLog
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.decision import Anonymous, CredentialAuthenticator, CredentialSources, Decider, PresentedCredential
 from sidecar.domain.external_idp import ExternalIdentity, IdpConfig
+from sidecar.domain.health import Check, Readiness
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.oauth_authorize import AuthorizationEndpoint
 from sidecar.domain.oauth_clients import OAuthClientService
@@ -30,20 +33,26 @@ from sidecar.domain.tables import TableModel
 from sidecar.domain.tokens import TokenConfig, TokenService
 from sidecar.domain.webhook_endpoints import WebhookEndpointService
 from sidecar.errors import ConfigError, SidecarError
+from sidecar.metered import CountedKeyCache, TimedSharedKeyCache, timed_store
+from sidecar.metrics import Metrics
 from sidecar.ports import (
+    AuditStore,
     Clock,
     DeliveryStore,
+    KeyCache,
     KeyStore,
     SecretSealer,
     SharedKeyCache,
     SigningKeyStore,
     WebhookEndpointStore,
     postgres,
+    postgres_audit,
     postgres_key_scopes,
     postgres_oauth,
     postgres_signing,
     postgres_webhooks,
     sqlite,
+    sqlite_audit,
     sqlite_key_scopes,
     sqlite_oauth,
     sqlite_signing,
@@ -53,11 +62,13 @@ from sidecar.ports.clock import SystemClock
 from sidecar.ports.http_jwks import HttpJwks
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.oauth import OAuthStore
+from sidecar.ports.redis_client import RedisClient
 from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.redis_wiring import INVALIDATIONS, build_rate_limits, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model, load_table_model
 from sidecar.web import (
+    audit,
     auth,
     dashboard,
     hasura,
@@ -65,12 +76,14 @@ from sidecar.web import (
     keys,
     oauth,
     oauth_clients,
+    ops,
     ratelimit,
     tokens,
     webhook_endpoints,
 )
 from sidecar.web.errors import error_middleware
-from sidecar.web.state import SERVICES, OAuthServices, Services
+from sidecar.web.observe import RequestLogPolicy, observe_middleware
+from sidecar.web.state import AUDIT, METRICS, METRICS_TOKEN, READINESS, SERVICES, VERSION, OAuthServices, Services
 from sidecar.webhook_wiring import open_delivery
 
 log = logging.getLogger("sidecar")
@@ -83,6 +96,7 @@ SQLITE_MIGRATIONS = (
     *sqlite_key_scopes.MIGRATIONS,
     *sqlite_signing.MIGRATIONS,
     *sqlite_webhooks.MIGRATIONS,
+    *sqlite_audit.MIGRATIONS,
     *sqlite_oauth.MIGRATIONS,
 )
 #: The same for PostgreSQL-backed components.
@@ -91,6 +105,7 @@ POSTGRES_MIGRATIONS = (
     *postgres_key_scopes.MIGRATIONS,
     *postgres_signing.MIGRATIONS,
     *postgres_webhooks.MIGRATIONS,
+    *postgres_audit.MIGRATIONS,
     *postgres_oauth.MIGRATIONS,
 )
 
@@ -103,6 +118,7 @@ class Stores:
     signing_keys: SigningKeyStore
     webhooks: WebhookEndpointStore
     deliveries: DeliveryStore
+    audit: AuditStore
     oauth: OAuthStore
 
 
@@ -127,6 +143,7 @@ async def open_stores(
                 signing_keys=sqlite_signing.SqliteSigningKeyStore(db),
                 webhooks=webhooks,
                 deliveries=webhooks,
+                audit=sqlite_audit.SqliteAuditStore(db),
                 oauth=sqlite_oauth.SqliteOAuthStore(db),
             )
         return
@@ -140,6 +157,7 @@ async def open_stores(
                 signing_keys=postgres_signing.PostgresSigningKeyStore(pg),
                 webhooks=pg_webhooks,
                 deliveries=pg_webhooks,
+                audit=postgres_audit.PostgresAuditStore(pg),
                 oauth=postgres_oauth.PostgresOAuthStore(pg),
             )
         return
@@ -163,14 +181,24 @@ def build_sealer(settings: Settings) -> Sealer:
 
 
 def build_key_service(
-    settings: Settings, store: KeyStore, clock: Clock, policy: Policy, shared: SharedKeyCache | None = None
+    settings: Settings,
+    store: KeyStore,
+    clock: Clock,
+    policy: Policy,
+    shared: SharedKeyCache | None = None,
+    *,
+    metrics: Metrics | None = None,
 ) -> KeyService:
-    cache = MemoryKeyCache(
+    cache: KeyCache = MemoryKeyCache(
         clock,
         max_entries=settings.key_cache.max_entries,
         ttl_s=settings.key_cache.ttl_s,
         negative_ttl_s=settings.key_cache.negative_ttl_s,
     )
+    if metrics is not None:
+        cache = CountedKeyCache(cache, metrics, tier="memory")
+        store = timed_store(store, metrics)
+        shared = TimedSharedKeyCache(shared, metrics) if shared is not None else None
     return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id, shared=shared)
 
 
@@ -309,6 +337,22 @@ def build_webhook_endpoint_service(
     return WebhookEndpointService(store, clock, default_roll_overlap_s=settings.webhook.roll_overlap_s)
 
 
+def build_metrics(settings: Settings) -> Metrics:
+    return Metrics(version=__version__, multiprocess_dir=settings.prometheus_multiproc_dir)
+
+
+def request_log_policy(settings: Settings) -> RequestLogPolicy:
+    s = settings.request_log
+    return RequestLogPolicy(mode=s.mode, quiet_routes=frozenset(s.quiet_routes), sample_rate=s.sample_rate)
+
+
+def redis_ping(client: RedisClient) -> Check:
+    async def ping() -> None:
+        await client.ping()
+
+    return ping
+
+
 async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
@@ -330,6 +374,8 @@ def create_app(
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
     tables = tables or load_table_model(settings.tables_file, policy.model)
+    metrics = build_metrics(settings)
+    readiness = Readiness()
     sealer = build_sealer(settings)
     if settings.redis_url:
         check_redis_url(settings.redis_url)
@@ -341,7 +387,13 @@ def create_app(
             open_redis(settings, clock) as redis,
             open_delivery(settings, stores.webhooks, stores.deliveries, clock) as deliveries,
         ):
-            key_service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
+            key_service = build_key_service(
+                settings, stores.keys, clock, policy, redis.keys if redis else None, metrics=metrics
+            )
+            readiness.add("store", stores.keys.ping)
+            app[AUDIT] = AuditLog(timed_store(stores.audit, metrics), clock)
+            if redis is not None:
+                readiness.add("cache", redis_ping(redis.client))
             ring = build_key_ring(settings, stores.signing_keys, clock, sealer)
             await ring.start()
             token_service = build_token_service(settings, ring, clock, policy)
@@ -385,11 +437,22 @@ def create_app(
                 except SidecarError as exc:  # shutting down while the store is away: lose only timestamps
                     log.warning("could not record last_used_at at shutdown: %s", exc.reason)
 
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    observe = observe_middleware(
+        metrics if settings.metrics.enabled else None, request_log_policy(settings), on_forbidden=audit.record_denial
+    )
+    app = web.Application(middlewares=[observe, error_middleware], client_max_size=settings.max_body_bytes)
+    app[METRICS] = metrics
+    token = settings.metrics.bearer_token
+    app[METRICS_TOKEN] = token.get_secret_value().encode() if token else b""
+    app[READINESS] = readiness
+    app[VERSION] = __version__
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(ratelimit.add_headers)
     app[dashboard.TEMPLATES] = dashboard.make_templates()
     app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header
-    for module in (auth, keys, dashboard, hasura, tokens, webhook_endpoints, hasura_events, oauth, oauth_clients):
+    routes = (auth, keys, dashboard, hasura, tokens, webhook_endpoints, hasura_events, ops, audit, oauth, oauth_clients)
+    for module in routes:
         app.router.add_routes(module.routes)
+    if settings.metrics.enabled:
+        app.router.add_get("/metrics", ops.metrics)
     return app

@@ -12,11 +12,12 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from sidecar.app import build_webhook_endpoint_service, open_stores, store_options
+from sidecar.cli_common import fail
 from sidecar.domain import signatures
 from sidecar.domain.signatures import SignatureFormat
 from sidecar.domain.webhook_endpoints import NewEndpoint, WebhookEndpointService
@@ -44,11 +45,6 @@ SECRET_FILE_OPTION = click.option(
     help="read secrets from a file, one per line (keeps them out of the process list)",
 )
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="print JSON")
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 def read_secrets(secrets: Sequence[str], secret_file: Path | None) -> list[str]:

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sidecar.domain.rbac import RoleModel
@@ -93,6 +102,30 @@ class WebhookSettings(BaseModel):
     delivery_backoff_max_s: float = Field(3600.0, gt=0, description="retries never wait longer than this")
     delivery_poll_interval_s: float = Field(1.0, gt=0, le=60, description="how often the outbox is checked")
     delivery_batch_size: int = Field(20, ge=1, le=1000, description="deliveries attempted at once")
+
+
+class MetricsSettings(BaseModel):
+    """``GET /metrics``: Prometheus exposition of the app's own registry."""
+
+    model_config = ConfigDict(frozen=True)
+    enabled: bool = Field(True, description="serve /metrics and record request metrics")
+    bearer_token: SecretStr | None = Field(
+        None, description="when set, /metrics requires 'Authorization: Bearer <token>'"
+    )
+
+
+class RequestLogSettings(BaseModel):
+    """The one JSON line per request (see README, "Logs")."""
+
+    model_config = ConfigDict(frozen=True)
+    mode: Literal["all", "errors", "off"] = Field("all", description="which requests get a log line")
+    quiet_routes: tuple[str, ...] = Field(
+        ("/healthz", "/readyz", "/metrics"),
+        description="route templates logged only when they fail (status >= 500), e.g. probes",
+    )
+    sample_rate: float = Field(
+        1.0, ge=0.0, le=1.0, description="fraction of successful (< 400) requests logged; errors always are"
+    )
 
 
 class RedisSettings(BaseModel):
@@ -232,6 +265,14 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     key_cache: KeyCacheSettings = KeyCacheSettings()
     webhook: WebhookSettings = WebhookSettings()
+    log_format: Literal["json", "text"] = "json"
+    request_log: RequestLogSettings = RequestLogSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    prometheus_multiproc_dir: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"),
+        description="prometheus-client's own variable: set it (unprefixed) when several worker processes serve",
+    )
     redis: RedisSettings = RedisSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     hasura_webhook: HasuraWebhookSettings = HasuraWebhookSettings()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sidecar.models import ApiKeyRecord, KeyType, Page, SigningKeyRecord
+from sidecar.models import ApiKeyRecord, AuditEvent, AuditQuery, KeyType, Page, SigningKeyRecord
 from sidecar.webhook_models import Delivery, DeliveryAttempt, DeliveryStatus, EndpointSecret, WebhookEndpoint
 
 
@@ -210,4 +210,14 @@ class SigningKeyStore(Protocol):
         Atomic, so two replicas cannot both start a rotation (or both create the first key);
         ``None`` inserts unconditionally. Returns whether the record was inserted.
         """
+        ...
+
+
+class AuditStore(Protocol):
+    """The append-only audit trail."""
+
+    async def insert_event(self, event: AuditEvent) -> None: ...
+
+    async def list_events(self, query: AuditQuery) -> Page[AuditEvent]:
+        """Newest first; ``starting_after`` is the id of the last event of the previous page."""
         ...

@@ -22,6 +22,7 @@ from sidecar.domain.oauth_tokens import GRANT_TYPES
 from sidecar.errors import AccessDenied, InvalidClient, OAuthError, OAuthInvalidRequest
 from sidecar.web import oauth_pages as pages
 from sidecar.web.errors import NO_STORE
+from sidecar.web.observe import note
 from sidecar.web.state import SERVICES, OAuthServices
 
 routes = web.RouteTableDef()
@@ -44,8 +45,9 @@ def issuer(request: web.Request) -> str:
 # --- the authorization endpoint (browser pages) -----------------------------------------------
 
 
-def _error_outcome(exc: OAuthError, *, status: int = 303) -> web.StreamResponse:
+def _error_outcome(request: web.Request, exc: OAuthError, *, status: int = 303) -> web.StreamResponse:
     """Redirect to the client only if the client and redirect URI were validated; else a page."""
+    note(request, reason=exc.reason)
     if exc.redirect_uri is None:
         return pages.html_response(pages.error_page(exc.message), status=400)
     params = [("error", exc.code), ("error_description", exc.message)]
@@ -100,7 +102,7 @@ async def authorize_page(request: web.Request) -> web.StreamResponse:
     try:
         auth = await oauth.authorize.validate(request.query.items())
     except OAuthError as exc:
-        return _error_outcome(exc, status=302)
+        return _error_outcome(request, exc, status=302)
     return _render(request, auth, oauth.authorize.open_session(request.cookies.get(COOKIE)))
 
 
@@ -114,12 +116,13 @@ async def authorize_decision(request: web.Request) -> web.StreamResponse:
         session = oauth.authorize.open_session(request.cookies.get(COOKIE))
         oauth.authorize.check_csrf(session, fields.get("csrf"))
     except OAuthError as exc:
-        return _error_outcome(exc)
+        return _error_outcome(request, exc)
     action = fields.get("action")
     if action == "sign_in":
         try:
             session = await oauth.authorize.sign_in(session, fields.get("credential"))
         except AccessDenied as exc:
+            note(request, reason=exc.reason)
             return _render(request, auth, session, error=exc.message)
         back = _redirect("/oauth/authorize?" + urlencode(_request_params(auth)), 303)
         _with_cookie(back, request, session)
