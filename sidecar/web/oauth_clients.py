@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from sidecar.domain.audit import Action
 from sidecar.domain.oauth_clients import NewClient, OAuthClientService
-from sidecar.models import ClientType, OAuthClient
+from sidecar.models import ClientType, OAuthClient, Principal
+from sidecar.web.audit import actor_for
 from sidecar.web.auth import caller
 from sidecar.web.bodies import parse_body, query_int
 from sidecar.web.render import iso
-from sidecar.web.state import SERVICES
+from sidecar.web.state import AUDIT, SERVICES
 
 routes = web.RouteTableDef()
+log = logging.getLogger("sidecar.audit")
 MANAGE_SCOPE = "admin"
 
 
@@ -50,6 +54,25 @@ def client_json(client: OAuthClient) -> dict[str, Any]:
     }
 
 
+async def _audit(request: web.Request, action: Action, actor: Principal, client: OAuthClient) -> None:
+    """Best effort, after the change: a failed write is logged, never an error response."""
+    audit = request.app.get(AUDIT)
+    if audit is None:
+        return
+    detail = {"name": client.name, "type": client.type.value, "scopes": " ".join(client.scopes)}
+    try:
+        await audit.record(
+            action,
+            actor_for(request, actor),
+            org_id=client.org_id,
+            target_type="oauth_client",
+            target_id=client.id,
+            detail=detail,
+        )
+    except Exception:
+        log.exception("could not record an audit event")
+
+
 def _clients(request: web.Request) -> OAuthClientService:
     oauth = request.app[SERVICES].oauth
     if oauth is None:
@@ -62,6 +85,7 @@ async def create_client(request: web.Request) -> web.Response:
     grantor = await caller(request, scope=MANAGE_SCOPE)
     body = await parse_body(request, CreateClientBody)
     issued = await _clients(request).create(body.to_spec(), grantor=grantor)
+    await _audit(request, Action.OAUTH_CLIENT_CREATED, grantor, issued.client)
     return web.json_response({**client_json(issued.client), "client_secret": issued.secret}, status=201)
 
 
@@ -93,4 +117,5 @@ async def show_client(request: web.Request) -> web.Response:
 async def delete_client(request: web.Request) -> web.Response:
     viewer = await caller(request, scope=MANAGE_SCOPE)
     client = await _clients(request).delete(request.match_info["client_id"], viewer=viewer)
+    await _audit(request, Action.OAUTH_CLIENT_DELETED, viewer, client)
     return web.json_response({**client_json(client), "deleted": True})

@@ -84,3 +84,13 @@ async def test_loopback_and_private_scheme_redirects_for_public_clients(http: Cl
         redirect_uris=("http://127.0.0.1:8765/cb", "com.example.app:/oauth"),
     )
     assert created["type"] == "public"
+
+
+async def test_registration_and_deletion_are_audited(http: Client, bootstrap: Bootstrap) -> None:
+    created = await register_client(http, bootstrap.key)
+    await http.delete(f"/v1/oauth/clients/{created['id']}", headers=bearer(bootstrap.key))
+    events = await (await http.get("/v1/audit_events", headers=bearer(bootstrap.key))).json()
+    oauth_events = [e for e in events["data"] if e["action"].startswith("oauth_client.")]
+    assert sorted(e["action"] for e in oauth_events) == ["oauth_client.created", "oauth_client.deleted"]
+    assert all(e["target"] == {"type": "oauth_client", "id": created["id"]} for e in oauth_events)
+    assert created["client_secret"] not in str(events)
