@@ -26,10 +26,10 @@ from sidecar.cli_common import fail, settings_of
 from sidecar.cli_webhooks import webhooks
 from sidecar.domain import hasura_metadata as hasura_metadata_gen
 from sidecar.domain import keyformat
-from sidecar.domain.audit import Actor, AuditLog
+from sidecar.domain.audit import Action, Actor, AuditLog
 from sidecar.domain.hasura_setup import JwtPublication, hasura_config
 from sidecar.domain.keys import IssuedKey, KeyService, NewKey
-from sidecar.domain.oauth_clients import NewClient, OAuthClientService
+from sidecar.domain.oauth_clients import NewClient, OAuthClientService, audit_client_event
 from sidecar.domain.rbac import Policy
 from sidecar.domain.signing_keys import KeyRing
 from sidecar.errors import ConfigError, SidecarError, Unavailable
@@ -499,11 +499,15 @@ def hasura_config_command(ctx: click.Context, as_json: bool) -> None:
 # --- sidecar oauth clients ------------------------------------------------------------------------
 
 
-def _run_with_oauth_clients(settings: Settings, action: Callable[[OAuthClientService], Awaitable[T]]) -> T:
+def _run_with_oauth_clients(settings: Settings, action: Callable[[OAuthClientService, AuditLog], Awaitable[T]]) -> T:
+    """Run ``action`` on the server's stores; changes are audited with the actor ``cli``."""
+
     async def go() -> T:
         async with open_stores(**store_options(settings)) as stores:
+            clock = SystemClock()
             policy = Policy(load_role_model(settings.roles_file))
-            return await action(build_oauth_clients(settings, stores.oauth, SystemClock(), policy))
+            service = build_oauth_clients(settings, stores.oauth, clock, policy)
+            return await action(service, AuditLog(stores.audit, clock))
 
     try:
         return asyncio.run(go())
@@ -542,8 +546,9 @@ def oauth_clients_create(
     """Register a client. A confidential client's secret is printed once."""
     spec = NewClient(name=name, type=ClientType(client_type), redirect_uris=redirect_uris, scopes=scopes, org_id=org)
 
-    async def action(service: OAuthClientService) -> dict[str, Any]:
+    async def action(service: OAuthClientService, audit: AuditLog) -> dict[str, Any]:
         issued = await service.create(spec, grantor=None)
+        await audit_client_event(audit, Action.OAUTH_CLIENT_CREATED, Actor.cli(), issued.client)
         return {**client_json(issued.client), "client_secret": issued.secret}
 
     data = _run_with_oauth_clients(_settings(ctx), action)
@@ -559,7 +564,7 @@ def oauth_clients_create(
 def oauth_clients_list(ctx: click.Context, limit: int, starting_after: str | None, as_json: bool) -> None:
     """List clients, newest first (never their secrets)."""
 
-    async def action(service: OAuthClientService) -> dict[str, Any]:
+    async def action(service: OAuthClientService, _audit: AuditLog) -> dict[str, Any]:
         page = await service.list(viewer=None, limit=limit, starting_after=starting_after)
         return {"data": [client_json(c) for c in page.data], "has_more": page.has_more}
 
@@ -581,8 +586,10 @@ def oauth_clients_list(ctx: click.Context, limit: int, starting_after: str | Non
 def oauth_clients_delete(ctx: click.Context, client_id: str, as_json: bool) -> None:
     """Delete a client and revoke every grant and token it holds."""
 
-    async def action(service: OAuthClientService) -> dict[str, Any]:
-        return {**client_json(await service.delete(client_id, viewer=None)), "deleted": True}
+    async def action(service: OAuthClientService, audit: AuditLog) -> dict[str, Any]:
+        client = await service.delete(client_id, viewer=None)
+        await audit_client_event(audit, Action.OAUTH_CLIENT_DELETED, Actor.cli(), client)
+        return {**client_json(client), "deleted": True}
 
     data = _run_with_oauth_clients(_settings(ctx), action)
     _emit(data, as_json, lambda: f"deleted {data['id']} ({data['name']})")

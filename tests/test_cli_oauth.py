@@ -40,6 +40,9 @@ def test_create_list_delete(runner: CliRunner) -> None:
     deleted = runner.invoke(main, ["oauth", "clients", "delete", data["id"], "--json"])
     assert deleted.exit_code == 0
     assert json.loads(deleted.output)["deleted"] is True
+    events = json.loads(runner.invoke(main, ["audit", "list", "--json"]).output)
+    actions = sorted(e["action"] for e in events["data"] if e["action"].startswith("oauth_client."))
+    assert actions == ["oauth_client.created", "oauth_client.deleted"]
     again = runner.invoke(main, ["oauth", "clients", "delete", data["id"]])
     assert again.exit_code == 1
     assert "no OAuth client" in again.output

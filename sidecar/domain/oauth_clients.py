@@ -12,6 +12,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from sidecar.domain import scopes as scope_rules
+from sidecar.domain.audit import Action, Actor, AuditLog
 from sidecar.domain.keyformat import BASE62
 from sidecar.domain.rbac import Policy
 from sidecar.errors import Forbidden, InvalidClient, InvalidRequest, NotFound
@@ -190,6 +191,18 @@ class OAuthClientService:
             return table[scope]
         covered = [text for name, text in table.items() if _delegable(name) and scope_rules.covers(scope, name)]
         return "; ".join(covered) or scope
+
+
+async def audit_client_event(audit: AuditLog, action: Action, actor: Actor, client: OAuthClient) -> None:
+    """``oauth_client.created`` / ``.deleted``: the client's id, name, type and scopes (never its secret)."""
+    await audit.record(
+        action,
+        actor,
+        org_id=client.org_id,
+        target_type="oauth_client",
+        target_id=client.id,
+        detail={"name": client.name, "type": client.type.value, "scopes": " ".join(client.scopes)},
+    )
 
 
 def _delegable(scope: str) -> bool:

@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from sidecar.domain.audit import Action
-from sidecar.domain.oauth_clients import NewClient, OAuthClientService
+from sidecar.domain.oauth_clients import NewClient, OAuthClientService, audit_client_event
 from sidecar.models import ClientType, OAuthClient, Principal
 from sidecar.web.audit import actor_for
 from sidecar.web.auth import caller
@@ -59,16 +59,8 @@ async def _audit(request: web.Request, action: Action, actor: Principal, client:
     audit = request.app.get(AUDIT)
     if audit is None:
         return
-    detail = {"name": client.name, "type": client.type.value, "scopes": " ".join(client.scopes)}
     try:
-        await audit.record(
-            action,
-            actor_for(request, actor),
-            org_id=client.org_id,
-            target_type="oauth_client",
-            target_id=client.id,
-            detail=detail,
-        )
+        await audit_client_event(audit, action, actor_for(request, actor), client)
     except Exception:
         log.exception("could not record an audit event")
 
