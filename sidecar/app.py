@@ -19,8 +19,13 @@ from sidecar.domain.audit import AuditLog
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.decision import Anonymous, CredentialAuthenticator, CredentialSources, Decider, PresentedCredential
+from sidecar.domain.external_idp import ExternalIdentity, IdpConfig
 from sidecar.domain.health import Check, Readiness
 from sidecar.domain.keys import IssuedKey, KeyService
+from sidecar.domain.oauth_authorize import AuthorizationEndpoint
+from sidecar.domain.oauth_clients import OAuthClientService
+from sidecar.domain.oauth_jwt import OAuthAccessTokens
+from sidecar.domain.oauth_tokens import AccessTokenIssuer, RevocationCheckingVerifier, TokenEndpoint
 from sidecar.domain.operations import OperationPolicy, OperationReader
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.domain.signing_keys import KeyRing, RingTiming
@@ -43,25 +48,42 @@ from sidecar.ports import (
     postgres,
     postgres_audit,
     postgres_key_scopes,
+    postgres_oauth,
     postgres_signing,
     postgres_webhooks,
     sqlite,
     sqlite_audit,
     sqlite_key_scopes,
+    sqlite_oauth,
     sqlite_signing,
     sqlite_webhooks,
 )
 from sidecar.ports.clock import SystemClock
+from sidecar.ports.http_jwks import HttpJwks
 from sidecar.ports.memory_cache import MemoryKeyCache
+from sidecar.ports.oauth import OAuthStore
 from sidecar.ports.redis_client import RedisClient
 from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.redis_wiring import INVALIDATIONS, build_rate_limits, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model, load_table_model
-from sidecar.web import audit, auth, dashboard, hasura, hasura_events, keys, ops, ratelimit, tokens, webhook_endpoints
+from sidecar.web import (
+    audit,
+    auth,
+    dashboard,
+    hasura,
+    hasura_events,
+    keys,
+    oauth,
+    oauth_clients,
+    ops,
+    ratelimit,
+    tokens,
+    webhook_endpoints,
+)
 from sidecar.web.errors import error_middleware
 from sidecar.web.observe import RequestLogPolicy, observe_middleware
-from sidecar.web.state import AUDIT, METRICS, METRICS_TOKEN, READINESS, SERVICES, VERSION, Services
+from sidecar.web.state import AUDIT, METRICS, METRICS_TOKEN, READINESS, SERVICES, VERSION, OAuthServices, Services
 from sidecar.webhook_wiring import open_delivery
 
 log = logging.getLogger("sidecar")
@@ -75,6 +97,7 @@ SQLITE_MIGRATIONS = (
     *sqlite_signing.MIGRATIONS,
     *sqlite_webhooks.MIGRATIONS,
     *sqlite_audit.MIGRATIONS,
+    *sqlite_oauth.MIGRATIONS,
 )
 #: The same for PostgreSQL-backed components.
 POSTGRES_MIGRATIONS = (
@@ -83,6 +106,7 @@ POSTGRES_MIGRATIONS = (
     *postgres_signing.MIGRATIONS,
     *postgres_webhooks.MIGRATIONS,
     *postgres_audit.MIGRATIONS,
+    *postgres_oauth.MIGRATIONS,
 )
 
 
@@ -95,6 +119,7 @@ class Stores:
     webhooks: WebhookEndpointStore
     deliveries: DeliveryStore
     audit: AuditStore
+    oauth: OAuthStore
 
 
 @asynccontextmanager
@@ -119,6 +144,7 @@ async def open_stores(
                 webhooks=webhooks,
                 deliveries=webhooks,
                 audit=sqlite_audit.SqliteAuditStore(db),
+                oauth=sqlite_oauth.SqliteOAuthStore(db),
             )
         return
     if url.startswith(("postgresql://", "postgres://")):
@@ -132,6 +158,7 @@ async def open_stores(
                 webhooks=pg_webhooks,
                 deliveries=pg_webhooks,
                 audit=postgres_audit.PostgresAuditStore(pg),
+                oauth=postgres_oauth.PostgresOAuthStore(pg),
             )
         return
     raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
@@ -193,6 +220,66 @@ def build_hasura_webhook(
     decider = Decider(steps, clock, operations=operations, max_cache_age_s=s.max_cache_age_s)
     sources = CredentialSources(header=s.credential_header, cookie=s.credential_cookie)
     return hasura.HasuraWebhook(decider, sources, s.max_body_bytes)
+
+
+def build_oauth_clients(settings: Settings, store: OAuthStore, clock: Clock, policy: Policy) -> OAuthClientService:
+    return OAuthClientService(store, clock, policy, default_org_id=settings.default_org_id)
+
+
+def build_external_identity(settings: Settings, clock: Clock, policy: Policy) -> ExternalIdentity | None:
+    """The consent page's optional external identity provider (``SIDECAR_OAUTH__IDP_*``)."""
+    config = settings.oauth
+    if not config.idp_jwks_url or not config.idp_issuer:
+        return None
+    unknown = sorted({r for r in config.idp_roles.values() if not policy.has_role(r)})
+    if unknown:
+        raise ConfigError(f"SIDECAR_OAUTH__IDP_ROLES: unknown role(s) {', '.join(unknown)}")
+    idp = IdpConfig(
+        issuer=config.idp_issuer,
+        audience=config.idp_audience,
+        org_claim=config.idp_org_claim,
+        role_claim=config.idp_role_claim,
+        roles=dict(config.idp_roles),
+    )
+    return ExternalIdentity(HttpJwks(config.idp_jwks_url, clock), clock, policy, idp)
+
+
+def build_oauth(
+    settings: Settings,
+    store: OAuthStore,
+    clock: Clock,
+    policy: Policy,
+    authenticator: Authenticator,
+    sealer: Sealer,
+    tokens: AccessTokenIssuer,
+) -> OAuthServices:
+    """The authorization server: clients, the consent pages' endpoint, and the token endpoint."""
+    config = settings.oauth
+    clients = build_oauth_clients(settings, store, clock, policy)
+    authorize = AuthorizationEndpoint(
+        store,
+        clients,
+        authenticator,
+        sealer,
+        clock,
+        code_ttl_s=config.code_ttl_s,
+        session_ttl_s=config.session_ttl_s,
+        external=build_external_identity(settings, clock, policy),
+    )
+    token_endpoint = TokenEndpoint(
+        store,
+        tokens,
+        RevocationCheckingVerifier(tokens, store),
+        clock,
+        access_ttl_s=config.access_ttl_s,
+        refresh_ttl_s=config.refresh_ttl_s,
+    )
+    return OAuthServices(
+        clients=clients,
+        authorize=authorize,
+        tokens=token_endpoint,
+        cookie_secure=config.cookie_secure,
+    )
 
 
 def build_key_ring(settings: Settings, store: SigningKeyStore, clock: Clock, sealer: SecretSealer) -> KeyRing:
@@ -310,7 +397,10 @@ def create_app(
             ring = build_key_ring(settings, stores.signing_keys, clock, sealer)
             await ring.start()
             token_service = build_token_service(settings, ring, clock, policy)
-            authenticator = Authenticator(key_service, token_service)
+            authenticator = Authenticator(key_service, RevocationCheckingVerifier(token_service, stores.oauth))
+            oauth_services = build_oauth(
+                settings, stores.oauth, clock, policy, authenticator, sealer, OAuthAccessTokens(token_service)
+            )
             app[SERVICES] = Services(
                 keys=key_service,
                 policy=policy,
@@ -323,6 +413,7 @@ def create_app(
                 signing_keys=ring,
                 public_url=settings.base_url(),
                 ratelimits=build_rate_limits(settings, redis, clock),
+                oauth=oauth_services,
             )
             app[hasura.HASURA_WEBHOOK] = build_hasura_webhook(settings, authenticator, policy, clock)
             supplied = settings.bootstrap_admin_key
@@ -359,7 +450,8 @@ def create_app(
     app.on_response_prepare.append(ratelimit.add_headers)
     app[dashboard.TEMPLATES] = dashboard.make_templates()
     app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header
-    for module in (auth, keys, dashboard, hasura, tokens, webhook_endpoints, hasura_events, ops, audit):
+    routes = (auth, keys, dashboard, hasura, tokens, webhook_endpoints, hasura_events, ops, audit, oauth, oauth_clients)
+    for module in routes:
         app.router.add_routes(module.routes)
     if settings.metrics.enabled:
         app.router.add_get("/metrics", ops.metrics)

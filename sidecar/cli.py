@@ -12,23 +12,33 @@ from typing import Any, TypeVar
 import click
 from aiohttp import web
 
-from sidecar.app import build_key_ring, build_key_service, build_sealer, create_app, open_stores, store_options
+from sidecar.app import (
+    build_key_ring,
+    build_key_service,
+    build_oauth_clients,
+    build_sealer,
+    create_app,
+    open_stores,
+    store_options,
+)
 from sidecar.cli_audit import audit
 from sidecar.cli_common import fail, settings_of
 from sidecar.cli_webhooks import webhooks
 from sidecar.domain import hasura_metadata as hasura_metadata_gen
 from sidecar.domain import keyformat
-from sidecar.domain.audit import Actor, AuditLog
+from sidecar.domain.audit import Action, Actor, AuditLog
 from sidecar.domain.hasura_setup import JwtPublication, hasura_config
 from sidecar.domain.keys import IssuedKey, KeyService, NewKey
+from sidecar.domain.oauth_clients import NewClient, OAuthClientService, audit_client_event
 from sidecar.domain.rbac import Policy
 from sidecar.domain.signing_keys import KeyRing
 from sidecar.errors import ConfigError, SidecarError, Unavailable
 from sidecar.logs import configure_logging
-from sidecar.models import Environment, KeyType
+from sidecar.models import ClientType, Environment, KeyType
 from sidecar.ports.clock import SystemClock
 from sidecar.redis_wiring import open_redis
 from sidecar.settings import Settings, load_role_model, load_table_model
+from sidecar.web.oauth_clients import client_json
 from sidecar.web.render import key_json
 from sidecar.web.tokens import signing_key_json
 
@@ -484,6 +494,105 @@ def hasura_config_command(ctx: click.Context, as_json: bool) -> None:
         )
 
     _emit(data, as_json, human)
+
+
+# --- sidecar oauth clients ------------------------------------------------------------------------
+
+
+def _run_with_oauth_clients(settings: Settings, action: Callable[[OAuthClientService, AuditLog], Awaitable[T]]) -> T:
+    """Run ``action`` on the server's stores; changes are audited with the actor ``cli``."""
+
+    async def go() -> T:
+        async with open_stores(**store_options(settings)) as stores:
+            clock = SystemClock()
+            policy = Policy(load_role_model(settings.roles_file))
+            service = build_oauth_clients(settings, stores.oauth, clock, policy)
+            return await action(service, AuditLog(stores.audit, clock))
+
+    try:
+        return asyncio.run(go())
+    except SidecarError as exc:
+        _fail(exc.message)
+        raise  # unreachable: _fail exits
+
+
+@main.group()
+def oauth() -> None:
+    """The OAuth 2.0 authorization server for partners."""
+
+
+@oauth.group("clients")
+def oauth_clients() -> None:
+    """Register, list and delete OAuth clients (partner applications)."""
+
+
+@oauth_clients.command("create")
+@click.option("--name", required=True, help="shown to merchants on the consent page")
+@click.option("--type", "client_type", type=click.Choice([t.value for t in ClientType]), default="confidential")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, required=True, help="exact redirect URI; repeatable")
+@click.option("--scope", "scopes", multiple=True, required=True, help="a scope the client may ask for; repeatable")
+@click.option("--org", default=None, help="the client's own org (client_credentials); default SIDECAR_DEFAULT_ORG_ID")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.pass_context
+def oauth_clients_create(
+    ctx: click.Context,
+    name: str,
+    client_type: str,
+    redirect_uris: tuple[str, ...],
+    scopes: tuple[str, ...],
+    org: str | None,
+    as_json: bool,
+) -> None:
+    """Register a client. A confidential client's secret is printed once."""
+    spec = NewClient(name=name, type=ClientType(client_type), redirect_uris=redirect_uris, scopes=scopes, org_id=org)
+
+    async def action(service: OAuthClientService, audit: AuditLog) -> dict[str, Any]:
+        issued = await service.create(spec, grantor=None)
+        await audit_client_event(audit, Action.OAUTH_CLIENT_CREATED, Actor.cli(), issued.client)
+        return {**client_json(issued.client), "client_secret": issued.secret}
+
+    data = _run_with_oauth_clients(_settings(ctx), action)
+    note = "\n\nStore the client secret now: it will not be shown again." if data["client_secret"] else ""
+    _emit(data, as_json, lambda: _human_key(data) + note)
+
+
+@oauth_clients.command("list")
+@click.option("--limit", type=click.IntRange(1, 100), default=20)
+@click.option("--starting-after", default=None, help="id of the last client of the previous page")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def oauth_clients_list(ctx: click.Context, limit: int, starting_after: str | None, as_json: bool) -> None:
+    """List clients, newest first (never their secrets)."""
+
+    async def action(service: OAuthClientService, _audit: AuditLog) -> dict[str, Any]:
+        page = await service.list(viewer=None, limit=limit, starting_after=starting_after)
+        return {"data": [client_json(c) for c in page.data], "has_more": page.has_more}
+
+    data = _run_with_oauth_clients(_settings(ctx), action)
+
+    def human() -> str:
+        rows = [
+            f"{c['id']:28} {c['type']:12} {c['org_id']:14} {c['name']}  [{' '.join(c['scopes'])}]" for c in data["data"]
+        ]
+        return "\n".join(rows) if rows else "no OAuth clients"
+
+    _emit(data, as_json, human)
+
+
+@oauth_clients.command("delete")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def oauth_clients_delete(ctx: click.Context, client_id: str, as_json: bool) -> None:
+    """Delete a client and revoke every grant and token it holds."""
+
+    async def action(service: OAuthClientService, audit: AuditLog) -> dict[str, Any]:
+        client = await service.delete(client_id, viewer=None)
+        await audit_client_event(audit, Action.OAUTH_CLIENT_DELETED, Actor.cli(), client)
+        return {**client_json(client), "deleted": True}
+
+    data = _run_with_oauth_clients(_settings(ctx), action)
+    _emit(data, as_json, lambda: f"deleted {data['id']} ({data['name']})")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -145,3 +145,86 @@ class SignatureInvalid(Unauthorized):
 
     code = "INVALID_SIGNATURE"
     default_reason = "no_matching_signature"
+
+
+class OAuthError(SidecarError):
+    """An OAuth 2.0 protocol error, rendered as RFC 6749 §5.2 ``{"error", "error_description"}``.
+
+    ``code`` is the RFC's error code verbatim. On the authorization endpoint, an error that
+    carries ``redirect_uri`` goes back to the client (§4.1.2.1) with ``state``; one without it
+    is shown to the user, because the redirect target itself could not be trusted.
+    """
+
+    code = "invalid_request"
+    status = 400
+    default_reason = "oauth_invalid_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        redirect_uri: str | None = None,
+        state: str | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.redirect_uri = redirect_uri
+        self.state = state
+
+
+class OAuthInvalidRequest(OAuthError):
+    """A parameter is missing, repeated, malformed or unsupported (``invalid_request``)."""
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed: unknown client, wrong secret, or no authentication."""
+
+    code = "invalid_client"
+    status = 401
+    default_reason = "oauth_invalid_client"
+
+
+class InvalidGrant(OAuthError):
+    """The code or refresh token is invalid, expired, revoked, reused or not the client's."""
+
+    code = "invalid_grant"
+    default_reason = "oauth_invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    """This client may not use this grant type or response type."""
+
+    code = "unauthorized_client"
+    default_reason = "oauth_unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    code = "unsupported_grant_type"
+    default_reason = "oauth_unsupported_grant_type"
+
+
+class UnsupportedResponseType(OAuthError):
+    code = "unsupported_response_type"
+    default_reason = "oauth_unsupported_response_type"
+
+
+class InvalidScope(OAuthError):
+    """A requested scope is unknown or wider than the client (or the merchant) may have."""
+
+    code = "invalid_scope"
+    default_reason = "oauth_invalid_scope"
+
+
+class AccessDenied(OAuthError):
+    """The resource owner denied the request."""
+
+    code = "access_denied"
+    status = 403
+    default_reason = "oauth_access_denied"
+
+
+class UnsupportedTokenType(OAuthError):
+    """RFC 7009 §2.2.1: the server cannot revoke this type of token."""
+
+    code = "unsupported_token_type"
+    default_reason = "oauth_unsupported_token_type"

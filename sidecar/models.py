@@ -86,6 +86,90 @@ class Principal:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+class ClientType(enum.StrEnum):
+    """RFC 6749 §2.1: confidential clients hold a secret; public ones cannot, so PKCE binds them."""
+
+    CONFIDENTIAL = "confidential"
+    PUBLIC = "public"
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthClient:
+    """A registered partner application. Holds its secret's digest, never the secret."""
+
+    id: str
+    name: str
+    type: ClientType
+    secret_digest: str | None
+    redirect_uris: tuple[str, ...]
+    scopes: tuple[str, ...]
+    org_id: str
+    created_at: datetime
+    secret_last4: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthSubject:
+    """Whom an OAuth grant acts for: the approving merchant, or the client itself."""
+
+    subject: str
+    org_id: str
+    environment: Environment
+    team_id: str | None = None
+    user_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    """An issued authorization code (stored as a digest), bound to client, redirect URI and PKCE."""
+
+    digest: str
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    scopes: tuple[str, ...]
+    subject: OAuthSubject
+    grant_id: str
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthGrant:
+    """One approval (or one client-credentials issue): the family its tokens belong to."""
+
+    id: str
+    client_id: str
+    scopes: tuple[str, ...]
+    subject: OAuthSubject
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokenRecord:
+    """A refresh token (stored as a digest); ``used_at`` is set when it is rotated."""
+
+    digest: str
+    grant_id: str
+    client_id: str
+    issued_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTokenRecord:
+    """An access token the authorization server issued, by its ``jti``, so it can be revoked."""
+
+    jti: str
+    grant_id: str
+    client_id: str
+    issued_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     """One page of a list, Stripe style."""

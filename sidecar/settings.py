@@ -206,6 +206,33 @@ class JwtSettings(BaseModel):
         return self
 
 
+class OAuthSettings(BaseModel):
+    """The OAuth 2.0 authorization server for partners (``/oauth/*``)."""
+
+    model_config = ConfigDict(frozen=True)
+    code_ttl_s: int = Field(60, ge=10, le=600, description="authorization code lifetime")
+    access_ttl_s: int = Field(900, ge=60, le=86_400, description="access token lifetime")
+    refresh_ttl_s: int = Field(30 * 86_400, ge=300, le=365 * 86_400, description="refresh token lifetime")
+    session_ttl_s: int = Field(900, ge=60, le=86_400, description="consent page sign-in lifetime")
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        "auto", description="Secure flag on the sign-in cookie; auto: when the request came over TLS"
+    )
+    idp_jwks_url: str | None = Field(None, description="an external identity provider's JWKS (e.g. Clerk's)")
+    idp_issuer: str | None = Field(None, description="the provider's iss; required with idp_jwks_url")
+    idp_audience: str | None = Field(None, description="the provider tokens' aud, if they carry one")
+    idp_org_claim: str = Field("org_id", min_length=1, description="the claim naming the merchant's org")
+    idp_role_claim: str = Field("org_role", min_length=1, description="the claim naming the merchant's role")
+    idp_roles: dict[str, str] = Field(default_factory=dict, description="role claim value -> our role")
+
+    @model_validator(mode="after")
+    def _check_idp(self) -> OAuthSettings:
+        if self.idp_jwks_url and not self.idp_issuer:
+            raise ValueError("idp_issuer is required with idp_jwks_url")
+        if self.idp_jwks_url and not self.idp_roles:
+            raise ValueError("idp_roles must map at least one provider role to a role here")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIDECAR_",
@@ -259,6 +286,8 @@ class Settings(BaseSettings):
 
     def jwt_issuer(self) -> str:
         return self.jwt.issuer or self.base_url()
+
+    oauth: OAuthSettings = OAuthSettings()
 
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sidecar.db'}"

@@ -85,6 +85,20 @@ class TokenService:
         token = self._ring.view().signer.jws.sign(payload)
         return IssuedToken(token, token_id, exp - now, datetime.fromtimestamp(exp, UTC))
 
+    def issue_delegated(self, principal: Principal, *, ttl_s: int, client_id: str) -> IssuedToken:
+        """A token for a grant decided elsewhere (an OAuth access token): ``principal``'s role,
+        allowed roles and scopes exactly as given, plus ``client_id`` (RFC 9068 §2.2). The
+        lifetime never exceeds the session-token lifetime the signing-key rotation is timed for."""
+        now = int(self._clock.now().timestamp())
+        exp = now + min(ttl_s, self._config.ttl_s)
+        token_id = "tok_" + secrets.token_urlsafe(18)
+        payload = self._payload(
+            principal, principal.role, principal.allowed_roles, principal.scopes, token_id, iat=now, exp=exp
+        )
+        payload["client_id"] = client_id
+        token = self._ring.view().signer.jws.sign(payload)
+        return IssuedToken(token, token_id, exp - now, datetime.fromtimestamp(exp, UTC))
+
     def _narrow(self, principal: Principal, request: TokenRequest) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
         role, allowed, granted = principal.role, principal.allowed_roles, principal.scopes
         if principal.key_type is KeyType.PUBLISHABLE:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from sidecar.errors import InvalidRequest, NotFound, RateLimited, SidecarError
+from sidecar.errors import InvalidClient, InvalidRequest, NotFound, OAuthError, RateLimited, SidecarError
 from sidecar.web.observe import note
 
 log = logging.getLogger("sidecar.web")
@@ -24,7 +24,22 @@ _HTTP_CODES = {
 }
 
 
+#: RFC 6749 §5.1: token responses, and errors of the token endpoint, are never cached
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def oauth_error_response(error: OAuthError) -> web.Response:
+    """RFC 6749 §5.2: ``{"error", "error_description"}``; ``invalid_client`` is a 401 with a challenge."""
+    headers = dict(NO_STORE)
+    if isinstance(error, InvalidClient):
+        headers["WWW-Authenticate"] = 'Basic realm="sidecar"'
+    body = {"error": error.code, "error_description": error.message}
+    return web.json_response(body, status=error.status, headers=headers)
+
+
 def error_response(error: SidecarError) -> web.Response:
+    if isinstance(error, OAuthError):
+        return oauth_error_response(error)
     headers = {}
     if isinstance(error, RateLimited):
         headers["Retry-After"] = str(error.retry_after)

@@ -11,6 +11,9 @@ from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.health import Readiness
 from sidecar.domain.keys import KeyService
+from sidecar.domain.oauth_authorize import AuthorizationEndpoint
+from sidecar.domain.oauth_clients import OAuthClientService
+from sidecar.domain.oauth_tokens import TokenEndpoint
 from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy
 from sidecar.domain.signing_keys import KeyRing
@@ -19,6 +22,16 @@ from sidecar.domain.tokens import TokenService
 from sidecar.domain.webhook_delivery import DeliveryService
 from sidecar.domain.webhook_endpoints import WebhookEndpointService
 from sidecar.metrics import Metrics
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthServices:
+    """The OAuth authorization server, and the two HTTP-edge choices it needs."""
+
+    clients: OAuthClientService
+    authorize: AuthorizationEndpoint
+    tokens: TokenEndpoint
+    cookie_secure: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +48,7 @@ class Services:
     #: the URL Hasura and clients reach the sidecar at (discovery, jwks_uri)
     public_url: str
     ratelimits: RateLimitService | None = None
+    oauth: OAuthServices | None = None
 
 
 SERVICES = web.AppKey("services", Services)

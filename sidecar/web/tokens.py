@@ -11,6 +11,7 @@ from sidecar.domain.signing_keys import KeyStatus
 from sidecar.domain.tokens import TokenRequest
 from sidecar.web.auth import caller
 from sidecar.web.bodies import parse_body
+from sidecar.web.oauth import authorization_server_metadata
 from sidecar.web.render import iso
 from sidecar.web.state import SERVICES
 
@@ -67,16 +68,23 @@ async def discovery(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     base = services.public_url
     algorithms = sorted({k.algorithm for k in services.signing_keys.view().verifiers.values()})
+    document: dict[str, Any] = {
+        "issuer": services.tokens.config.issuer,
+        "jwks_uri": base + JWKS_PATH,
+        "token_endpoint": base + TOKEN_PATH,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algorithms,
+        "token_endpoint_auth_methods_supported": ["bearer"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "jti", "org_id", "role", "permissions"],
+    }
+    if services.oauth is not None:
+        # the OAuth authorization server's endpoints; token_endpoint then means OAuth's, as OAuth
+        # clients read it, and the API-key exchange moves to session_token_endpoint
+        oauth_metadata = authorization_server_metadata(base, services.oauth.clients.delegable_scopes())
+        document.update({k: v for k, v in oauth_metadata.items() if k not in ("issuer", "jwks_uri")})
+        document["session_token_endpoint"] = base + TOKEN_PATH
     return web.json_response(
-        {
-            "issuer": services.tokens.config.issuer,
-            "jwks_uri": base + JWKS_PATH,
-            "token_endpoint": base + TOKEN_PATH,
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": algorithms,
-            "token_endpoint_auth_methods_supported": ["bearer"],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "jti", "org_id", "role", "permissions"],
-        },
+        document,
         headers={"Cache-Control": f"public, max-age={services.signing_keys.timing.jwks_max_age_s}"},
     )
 

@@ -293,6 +293,7 @@ async def test_jwks_and_discovery(client: Client) -> None:
     assert "p" not in key
     doc = await (await client.get("/.well-known/openid-configuration")).json()
     assert doc["jwks_uri"].endswith("/.well-known/jwks.json")
-    assert doc["token_endpoint"].endswith("/v1/auth/token")
+    assert doc["session_token_endpoint"].endswith("/v1/auth/token")
+    assert doc["token_endpoint"].endswith("/oauth/token")  # OAuth's, as OAuth clients read it
     assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
     assert doc["issuer"] == "http://127.0.0.1:8080"
