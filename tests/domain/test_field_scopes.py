@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from graphql import parse
 
-from sidecar.domain.field_scopes import FieldRequirement, FieldScopes, root_field_names
+from sidecar.domain.field_scopes import FieldRequirement, FieldScopes, ScopeGate, root_field_names
 from sidecar.domain.rbac import Policy
 from sidecar.domain.tables import TableModel
 from sidecar.errors import Unauthorized
@@ -128,3 +128,24 @@ def test_who_is_held_to_scopes() -> None:
 
 def test_root_field_names_of_a_document() -> None:
     assert root_field_names(parse("{ a b { c } a }"), None) == ("a", "b")
+
+
+def test_the_gate_checks_only_callers_held_to_their_scopes(tables: TableModel) -> None:
+    policy = Policy(load_role_model(None))
+    gate = ScopeGate(policy, tables)
+    restricted = principal("restricted", ("orders:read",))
+    gate.check(restricted, "restricted", ["orders", "orders_aggregate"])
+    with pytest.raises(Unauthorized, match="orders:write"):
+        gate.check(restricted, "restricted", ["insert_orders_one"])
+    operator = principal("operator", policy.role_scopes("operator"))
+    gate.check(operator, "operator", ["delete_settings", "my_action"])  # Hasura's permissions decide
+
+
+def test_the_gate_refuses_an_unseen_operation_unless_configured(tables: TableModel) -> None:
+    policy = Policy(load_role_model(None))
+    restricted = principal("restricted", ("orders:read",))
+    with pytest.raises(Unauthorized, match="was not sent the GraphQL operation") as caught:
+        ScopeGate(policy, tables).check_unseen(restricted, "restricted")
+    assert caught.value.reason == "operation_not_sent"
+    ScopeGate(policy, tables).check_unseen(principal("viewer", policy.role_scopes("viewer")), "viewer")
+    ScopeGate(policy, tables.model_copy(update={"unseen_operations": "allow"})).check_unseen(restricted, "restricted")
