@@ -18,8 +18,8 @@ from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.domain.tables import TableModel
-from sidecar.errors import ConfigError
-from sidecar.ports import Clock, KeyStore, SharedKeyCache, postgres, postgres_key_scopes, sqlite, sqlite_key_scopes
+from sidecar.errors import ConfigError, SidecarError
+from sidecar.ports import Clock, KeyStore, SharedKeyCache, postgres, sqlite
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.redis_client import check_url as check_redis_url
@@ -35,9 +35,9 @@ BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_key_scopes.MIGRATIONS)
+SQLITE_MIGRATIONS = (*sqlite.KEY_STORE_MIGRATIONS,)
 #: The same for PostgreSQL-backed components.
-POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_key_scopes.MIGRATIONS)
+POSTGRES_MIGRATIONS = (*postgres.KEY_STORE_MIGRATIONS,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +143,10 @@ def create_app(
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await flusher
-                await key_service.flush_last_used()
+                try:
+                    await key_service.flush_last_used()
+                except SidecarError as exc:  # shutting down while the store is away: lose only timestamps
+                    log.warning("could not record last_used_at at shutdown: %s", exc.reason)
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +20,7 @@ from sidecar.domain import hasura_metadata as hasura_metadata_gen
 from sidecar.domain import keyformat
 from sidecar.domain.keys import IssuedKey, KeyService, NewKey
 from sidecar.domain.rbac import Policy
-from sidecar.errors import ConfigError, SidecarError
+from sidecar.errors import ConfigError, SidecarError, Unavailable
 from sidecar.models import Environment, KeyType
 from sidecar.ports.clock import SystemClock
 from sidecar.redis_wiring import open_redis
@@ -27,12 +28,20 @@ from sidecar.settings import Settings, load_role_model, load_settings, load_tabl
 from sidecar.web.render import key_json
 
 T = TypeVar("T")
+#: The roles a secret key's prefix can name (CONTRACT.md's table).
+SECRET_ROLES = ("viewer", "operator", "manager", "admin", "super_admin")
 
 
 def _settings(ctx: click.Context) -> Settings:
-    settings = ctx.obj
-    assert isinstance(settings, Settings)
-    return settings
+    """The settings, read on first use: ``--help`` and ``keys generate`` work even with a bad variable."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Settings):
+        try:
+            root.obj = load_settings()
+        except ConfigError as exc:
+            _fail(exc.message, code=2)
+    assert isinstance(root.obj, Settings)
+    return root.obj
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -55,18 +64,30 @@ def _run_with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[
         raise  # unreachable: _fail exits
 
 
+def _iso_datetime(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """An ISO 8601 date or date-time; one without an offset is taken as UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date or date-time (e.g. 2027-01-31 or 2027-01-31T12:00:00Z)"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 def _emit(data: dict[str, Any] | list[dict[str, Any]], as_json: bool, human: Callable[[], str]) -> None:
     click.echo(json.dumps(data, indent=2) if as_json else human())
 
 
 @click.group()
-@click.pass_context
-def main(ctx: click.Context) -> None:
-    """Auth sidecar for Hasura: API keys, session JWTs, the auth webhook."""
-    try:
-        ctx.obj = load_settings()
-    except ConfigError as exc:
-        _fail(exc.message, code=2)
+def main() -> None:
+    """Auth sidecar for Hasura: API keys, session JWTs, the auth webhook.
+
+    Settings come from SIDECAR_* environment variables (see config/sidecar.env.example); the key
+    commands work on the same store as the server.
+    """
 
 
 def print_bootstrap_key(issued: IssuedKey) -> None:
@@ -85,6 +106,7 @@ def print_bootstrap_key(issued: IssuedKey) -> None:
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the sidecar's HTTP server."""
     settings = _settings(ctx)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(settings, on_bootstrap=print_bootstrap_key)
     except ConfigError as exc:
@@ -97,8 +119,16 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         pass
     host = host or settings.host
     port = port or settings.port
-    click.echo(f"sidecar listening on http://{host}:{port}", err=True)
-    web.run_app(app, host=host, port=port, access_log=None, print=None)
+
+    def listening(_: str) -> None:
+        click.echo(f"sidecar listening on http://{host}:{port}", err=True)
+
+    try:
+        web.run_app(app, host=host, port=port, access_log=None, print=listening)
+    except SidecarError as exc:  # raised while starting: the store, the bootstrap key
+        _fail(exc.message, code=1 if isinstance(exc, Unavailable) else 2)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 @main.group()
@@ -119,8 +149,15 @@ def _human_key(data: dict[str, Any]) -> str:
 @click.option("--user", default=None)
 @click.option("--permission", "permissions", multiple=True, help="a scope such as orders:read; repeatable")
 @click.option("--environment", type=click.Choice([e.value for e in Environment]), default="live")
-@click.option("--expires-at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"]))
-@click.option("--name", default="")
+@click.option(
+    "--expires-at",
+    callback=_iso_datetime,
+    help="ISO 8601 date or date-time, e.g. 2027-01-31 or 2027-01-31T12:00:00Z (no offset means UTC)",
+)
+@click.option("--name", default="", help="a label for people (at most 200 characters)")
+@click.option(
+    "--allowed-origin", "allowed_origins", multiple=True, help="publishable keys: a browser origin; repeatable"
+)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @click.pass_context
 def keys_create(
@@ -134,13 +171,10 @@ def keys_create(
     environment: str,
     expires_at: datetime | None,
     name: str,
+    allowed_origins: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Create a key. The key is printed once and cannot be retrieved again."""
-    if expires_at is not None and expires_at.tzinfo is None:
-        from datetime import UTC
-
-        expires_at = expires_at.replace(tzinfo=UTC)
     spec = NewKey(
         type=KeyType(key_type),
         role=role,
@@ -151,6 +185,7 @@ def keys_create(
         user_id=user,
         permissions=permissions,
         expires_at=expires_at,
+        allowed_origins=allowed_origins,
     )
     settings = _settings(ctx)
 
@@ -258,11 +293,18 @@ def keys_roll(ctx: click.Context, key_id: str, expires_in: int, as_json: bool) -
 
 @keys.command("generate")
 @click.option("--type", "key_type", type=click.Choice([t.value for t in KeyType]), default="secret")
-@click.option("--role", default="super_admin")
+@click.option(
+    "--role",
+    type=click.Choice(SECRET_ROLES),
+    default="super_admin",
+    help="secret keys: the role the prefix stands for",
+)
 @click.option("--environment", type=click.Choice([e.value for e in Environment]), default="live")
-def keys_generate(key_type: str, role: str, environment: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def keys_generate(key_type: str, role: str, environment: str, as_json: bool) -> None:
     """Print a well-formed key without storing it (e.g. for SIDECAR_BOOTSTRAP_ADMIN_KEY)."""
-    click.echo(keyformat.mint(keyformat.prefix_for(KeyType(key_type), role, Environment(environment))))
+    key = keyformat.mint(keyformat.prefix_for(KeyType(key_type), role, Environment(environment)))
+    _emit({"key": key}, as_json, lambda: key)
 
 
 @main.group()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -80,3 +83,50 @@ def bearer(key: str) -> dict[str, str]:
 
 
 from tests.redis_fixtures import own_redis, redis_server_url, redis_url  # noqa: E402, F401  (real Redis fixtures)
+
+# --- PostgreSQL: one real server per session, a fresh schema per test -------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """``DATABASE_URL`` if set (the developer's own server), else a pgserver started here.
+
+    pgserver listens on a unix socket in its temp dir only (no TCP port at all). Running as root
+    it runs the server as a system user ``pgserver``, which cannot enter pytest's private temp
+    dirs, hence a fresh directory directly under the system temp dir.
+    """
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    import pgserver
+
+    server = pgserver.get_server(tempfile.mkdtemp(prefix="sidecar-pg-"), cleanup_mode="delete")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """``url`` with asyncpg's ``search_path`` server setting, so unqualified tables land in ``schema``."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "search_path"] + [("search_path", schema)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@pytest.fixture
+async def pg_url(pg_server_url: str) -> AsyncIterator[str]:
+    """A URL whose tables live in a schema of their own, dropped after the test."""
+    import asyncpg
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(pg_server_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    schema = f"test_{secrets.token_hex(6)}"
+    await admin(f"CREATE SCHEMA {schema}")
+    yield with_search_path(pg_server_url, schema)
+    await admin(f"DROP SCHEMA {schema} CASCADE")

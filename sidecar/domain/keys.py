@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sidecar.domain import keyformat, scopes
 from sidecar.domain.keyformat import KeyPrefix
@@ -199,7 +199,7 @@ class KeyService:
             user_id=spec.user_id,
             permissions=permissions,
             created_at=self._clock.now(),
-            expires_at=spec.expires_at,
+            expires_at=spec.expires_at.astimezone(UTC) if spec.expires_at else None,
             allowed_origins=spec.allowed_origins,
         )
         await self._store.insert_key(record)
@@ -287,6 +287,8 @@ class KeyService:
     async def roll(self, key_id: str, *, expires_in_s: int, viewer: Principal | None) -> tuple[IssuedKey, ApiKeyRecord]:
         """Issue a successor with the same attributes; the old key lives ``expires_in_s`` more seconds."""
         old = await self.get(key_id, viewer=viewer)
+        if viewer is not None:  # the successor is a new secret in the caller's hands
+            self._check_grantor(viewer, old.role, old.permissions or self._policy.role_scopes(old.role), old.org_id)
         now = self._clock.now()
         if old.revoked_at is not None or old.is_expired(now):
             raise Conflict("only an active key can be rolled", reason="key_not_active")

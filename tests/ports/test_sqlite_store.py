@@ -1,0 +1,57 @@
+"""The SQLite key store against the KeyStore contract, plus what is particular to one file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sidecar.errors import Unavailable
+from sidecar.ports import KeyStore
+from sidecar.ports.sqlite import MIGRATIONS, SqliteDatabase, SqliteKeyStore
+from tests.contracts import KeyScopesOf, KeyStoreContract, make_record
+
+
+class TestSqliteKeyStore(KeyStoreContract):
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[KeyStore]:
+        async with SqliteKeyStore.open(tmp_path / "keys.db") as store:
+            yield store
+
+    @pytest.fixture
+    def key_scopes_of(self, tmp_path: Path) -> KeyScopesOf:
+        async def read(key_id: str) -> set[str]:
+            with sqlite3.connect(tmp_path / "keys.db") as db:
+                return {r[0] for r in db.execute("SELECT scope FROM api_key_scopes WHERE key_id = ?", (key_id,))}
+
+        return read
+
+
+async def test_three_connections_migrate_one_file_together(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+
+    async def open_and_count() -> int:
+        async with SqliteDatabase.open(path, MIGRATIONS) as db:
+            return await SqliteKeyStore(db).count_keys()
+
+    assert await asyncio.gather(*(open_and_count() for _ in range(3))) == [0, 0, 0]
+
+
+async def test_keys_survive_reopening_the_file(tmp_path: Path) -> None:
+    async with SqliteKeyStore.open(tmp_path / "k.db") as store:
+        await store.insert_key(make_record(1))
+    async with SqliteKeyStore.open(tmp_path / "k.db") as store:
+        assert await store.get_key("key_000001") == make_record(1)
+
+
+async def test_a_closed_database_is_unavailable(tmp_path: Path) -> None:
+    async with SqliteKeyStore.open(tmp_path / "k.db") as store:
+        pass
+    with pytest.raises(Unavailable) as caught:
+        await store.get_key_by_digest("0" * 64)
+    assert caught.value.reason == "store_unavailable"
+    with pytest.raises(Unavailable):
+        await store.ping()
