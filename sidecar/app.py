@@ -24,9 +24,9 @@ from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
-from sidecar.redis_wiring import INVALIDATIONS, invalidations, open_redis
+from sidecar.redis_wiring import INVALIDATIONS, build_rate_limits, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model, load_table_model
-from sidecar.web import auth, dashboard, keys
+from sidecar.web import auth, dashboard, keys, ratelimit
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
 
@@ -128,6 +128,7 @@ def create_app(
                 authenticator=Authenticator(key_service),
                 console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
                 tables=tables,
+                ratelimits=build_rate_limits(settings, redis, clock),
             )
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
@@ -150,6 +151,7 @@ def create_app(
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)
+    app.on_response_prepare.append(ratelimit.add_headers)
     app[dashboard.TEMPLATES] = dashboard.make_templates()
     for module in (auth, keys, dashboard):
         app.router.add_routes(module.routes)

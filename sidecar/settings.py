@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sidecar.domain.rbac import RoleModel
 from sidecar.domain.tables import TableModel
 from sidecar.errors import ConfigError
+from sidecar.models import KeyType
 
 
 class KeyCacheSettings(BaseModel):
@@ -40,6 +41,33 @@ class RedisSettings(BaseModel):
     prefix: str = Field("sidecar:", min_length=1, max_length=64, description="namespace of our Redis keys")
     key_ttl_s: float = Field(60.0, ge=0, description="shared cache: how long a found key is kept")
     negative_ttl_s: float = Field(5.0, ge=0, description="shared cache: how long an unknown key is kept")
+
+
+class RateLimitRule(BaseModel):
+    """``requests`` per ``per_s`` seconds sustained, with bursts up to ``burst`` (default: ``requests``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    requests: int = Field(ge=1, le=10_000_000)
+    per_s: float = Field(1.0, gt=0, le=86_400)
+    burst: int | None = Field(None, ge=1, le=10_000_000)
+
+
+class RateLimitSettings(BaseModel):
+    """Rate limits: per key (override > role > type > default), and per client IP when unauthenticated."""
+
+    model_config = ConfigDict(frozen=True)
+    enabled: bool = False
+    default: RateLimitRule = RateLimitRule(requests=100, per_s=1, burst=200)
+    by_type: dict[KeyType, RateLimitRule] = Field(
+        default_factory=lambda: {KeyType.PUBLISHABLE: RateLimitRule(requests=50, per_s=1, burst=100)}
+    )
+    by_role: dict[str, RateLimitRule] = Field(default_factory=dict)
+    by_key: dict[str, RateLimitRule] = Field(default_factory=dict, description="key id → its own limit")
+    unauthenticated: RateLimitRule = RateLimitRule(requests=10, per_s=1, burst=20)
+    trusted_proxy_hops: int = Field(0, ge=0, le=10, description="proxies whose X-Forwarded-For names the client")
+    webhook: Literal["deny", "allow"] = Field(
+        "deny", description="over the limit on the Hasura webhook: 401 (deny) or let it through, logged (allow)"
+    )
 
 
 class Settings(BaseSettings):
@@ -74,6 +102,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     key_cache: KeyCacheSettings = KeyCacheSettings()
     redis: RedisSettings = RedisSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
 
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sidecar.db'}"

@@ -9,6 +9,7 @@ from aiohttp import web
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import KeyService
+from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy
 from sidecar.domain.tables import TableModel
 
@@ -20,6 +21,7 @@ class Services:
     authenticator: Authenticator
     console: ConsoleSessions
     tables: TableModel
+    ratelimits: RateLimitService | None = None
 
 
 SERVICES = web.AppKey("services", Services)
