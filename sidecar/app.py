@@ -17,6 +17,7 @@ from sidecar.domain import jwk
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.decision import Anonymous, CredentialAuthenticator, CredentialSources, Decider, PresentedCredential
+from sidecar.domain.field_scopes import ScopeGate
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.operations import OperationPolicy, OperationReader
 from sidecar.domain.rbac import Policy, RoleModel
@@ -110,7 +111,7 @@ def build_key_service(
 
 
 def build_hasura_webhook(
-    settings: Settings, authenticator: Authenticator, policy: Policy, clock: Clock
+    settings: Settings, authenticator: Authenticator, policy: Policy, clock: Clock, tables: TableModel
 ) -> hasura.HasuraWebhook:
     """The webhook's pipeline: a presented credential (API key, session JWT), then anonymous."""
     s = settings.hasura_webhook
@@ -122,9 +123,11 @@ def build_hasura_webhook(
     if s.operation_checks:
         subscribers = frozenset(s.subscription_roles) if s.subscription_roles is not None else None
         operations = OperationPolicy(
-            OperationReader(max_entries=s.operation_cache_entries), subscription_roles=subscribers
+            OperationReader(max_entries=s.operation_cache_entries),
+            subscription_roles=subscribers,
+            gate=ScopeGate(policy, tables),
         )
-    decider = Decider(steps, clock, operations=operations, max_cache_age_s=s.max_cache_age_s)
+    decider = Decider(steps, clock, operations=operations, max_cache_age_s=s.max_cache_age_s, policy=policy)
     sources = CredentialSources(header=s.credential_header, cookie=s.credential_cookie)
     return hasura.HasuraWebhook(decider, sources, s.max_body_bytes)
 
@@ -222,7 +225,7 @@ def create_app(
                 public_url=settings.base_url(),
                 ratelimits=build_rate_limits(settings, redis, clock),
             )
-            app[hasura.HASURA_WEBHOOK] = build_hasura_webhook(settings, authenticator, policy, clock)
+            app[hasura.HASURA_WEBHOOK] = build_hasura_webhook(settings, authenticator, policy, clock, tables)
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
             if issued is not None and on_bootstrap is not None:

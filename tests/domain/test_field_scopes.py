@@ -122,7 +122,9 @@ def test_who_is_held_to_scopes() -> None:
     assert policy.held_to_scopes(principal("operator", ("orders:read",)), "viewer")
     assert not policy.held_to_scopes(principal("operator", operator), "operator")
     assert not policy.held_to_scopes(principal("operator", operator), "viewer")
-    assert not policy.held_to_scopes(principal("super_admin", ("admin", "system:orgs")), "admin")
+    assert not policy.held_to_scopes(principal("super_admin", policy.role_scopes("super_admin")), "admin")
+    assert not policy.held_to_scopes(principal("manager", policy.role_scopes("manager")), "operator")
+    assert policy.held_to_scopes(principal("super_admin", ("admin", "system:orgs")), "admin")
     assert policy.held_to_scopes(principal("operator", operator), "no_such_role")
 
 
