@@ -13,47 +13,74 @@ from typing import Any
 
 from aiohttp import web
 
+from sidecar import __version__
 from sidecar.domain import jwk
+from sidecar.domain.audit import AuditLog
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.decision import Anonymous, CredentialAuthenticator, CredentialSources, Decider, PresentedCredential
 from sidecar.domain.field_scopes import ScopeGate
+from sidecar.domain.health import Check, Readiness
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.operations import OperationPolicy, OperationReader
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.domain.signing_keys import KeyRing, RingTiming
 from sidecar.domain.tables import TableModel
 from sidecar.domain.tokens import TokenConfig, TokenService
+from sidecar.domain.webhook_endpoints import WebhookEndpointService
 from sidecar.errors import ConfigError, SidecarError
+from sidecar.metered import CountedKeyCache, TimedSharedKeyCache, timed_store
+from sidecar.metrics import Metrics
 from sidecar.ports import (
+    AuditStore,
     Clock,
+    DeliveryStore,
+    KeyCache,
     KeyStore,
     SecretSealer,
     SharedKeyCache,
     SigningKeyStore,
+    WebhookEndpointStore,
     postgres,
+    postgres_audit,
     postgres_signing,
+    postgres_webhooks,
     sqlite,
+    sqlite_audit,
     sqlite_signing,
+    sqlite_webhooks,
 )
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
+from sidecar.ports.redis_client import RedisClient
 from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.redis_wiring import INVALIDATIONS, build_rate_limits, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model, load_table_model
-from sidecar.web import auth, dashboard, hasura, keys, ratelimit, tokens
+from sidecar.web import audit, auth, dashboard, hasura, hasura_events, keys, ops, ratelimit, tokens, webhook_endpoints
 from sidecar.web.errors import error_middleware
-from sidecar.web.state import SERVICES, Services
+from sidecar.web.observe import RequestLogPolicy, observe_middleware
+from sidecar.web.state import AUDIT, METRICS, METRICS_TOKEN, READINESS, SERVICES, VERSION, Services
+from sidecar.webhook_wiring import open_delivery
 
 log = logging.getLogger("sidecar")
 BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.KEY_STORE_MIGRATIONS, *sqlite_signing.MIGRATIONS)
+SQLITE_MIGRATIONS = (
+    *sqlite.KEY_STORE_MIGRATIONS,
+    *sqlite_signing.MIGRATIONS,
+    *sqlite_webhooks.MIGRATIONS,
+    *sqlite_audit.MIGRATIONS,
+)
 #: The same for PostgreSQL-backed components.
-POSTGRES_MIGRATIONS = (*postgres.KEY_STORE_MIGRATIONS, *postgres_signing.MIGRATIONS)
+POSTGRES_MIGRATIONS = (
+    *postgres.KEY_STORE_MIGRATIONS,
+    *postgres_signing.MIGRATIONS,
+    *postgres_webhooks.MIGRATIONS,
+    *postgres_audit.MIGRATIONS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,23 +89,47 @@ class Stores:
 
     keys: KeyStore
     signing_keys: SigningKeyStore
+    webhooks: WebhookEndpointStore
+    deliveries: DeliveryStore
+    audit: AuditStore
 
 
 @asynccontextmanager
-async def open_stores(url: str, *, pool_size: int = 10, timeout_s: float = 5.0) -> AsyncIterator[Stores]:
-    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated.
+async def open_stores(
+    url: str,
+    *,
+    sealer: Sealer | None = None,
+    pool_size: int = 10,
+    timeout_s: float = 5.0,
+) -> AsyncIterator[Stores]:
+    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated. Without ``sealer`` the
+    webhook stores cannot read or write endpoint secrets (``ConfigError``); the rest works.
 
     ``pool_size`` and ``timeout_s`` apply to PostgreSQL (``SIDECAR_DATABASE_POOL_SIZE``/``_TIMEOUT_S``).
     """
     if url.startswith("sqlite:///"):
         async with sqlite.SqliteDatabase.open(Path(url.removeprefix("sqlite:///")), SQLITE_MIGRATIONS) as db:
-            yield Stores(keys=sqlite.SqliteKeyStore(db), signing_keys=sqlite_signing.SqliteSigningKeyStore(db))
+            webhooks = sqlite_webhooks.SqliteWebhookStore(db, sealer)
+            yield Stores(
+                keys=sqlite.SqliteKeyStore(db),
+                signing_keys=sqlite_signing.SqliteSigningKeyStore(db),
+                webhooks=webhooks,
+                deliveries=webhooks,
+                audit=sqlite_audit.SqliteAuditStore(db),
+            )
         return
     if url.startswith(("postgresql://", "postgres://")):
         async with postgres.PostgresDatabase.open(
             url, POSTGRES_MIGRATIONS, pool_size=pool_size, timeout_s=timeout_s
         ) as pg:
-            yield Stores(keys=postgres.PostgresKeyStore(pg), signing_keys=postgres_signing.PostgresSigningKeyStore(pg))
+            pg_webhooks = postgres_webhooks.PostgresWebhookStore(pg, sealer)
+            yield Stores(
+                keys=postgres.PostgresKeyStore(pg),
+                signing_keys=postgres_signing.PostgresSigningKeyStore(pg),
+                webhooks=pg_webhooks,
+                deliveries=pg_webhooks,
+                audit=postgres_audit.PostgresAuditStore(pg),
+            )
         return
     raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
 
@@ -87,6 +138,7 @@ def store_options(settings: Settings) -> dict[str, Any]:
     """``open_stores`` arguments from the settings: ``open_stores(**store_options(settings))``."""
     return {
         "url": settings.store_url(),
+        "sealer": build_sealer(settings),
         "pool_size": settings.database_pool_size,
         "timeout_s": settings.database_timeout_s,
     }
@@ -99,14 +151,24 @@ def build_sealer(settings: Settings) -> Sealer:
 
 
 def build_key_service(
-    settings: Settings, store: KeyStore, clock: Clock, policy: Policy, shared: SharedKeyCache | None = None
+    settings: Settings,
+    store: KeyStore,
+    clock: Clock,
+    policy: Policy,
+    shared: SharedKeyCache | None = None,
+    *,
+    metrics: Metrics | None = None,
 ) -> KeyService:
-    cache = MemoryKeyCache(
+    cache: KeyCache = MemoryKeyCache(
         clock,
         max_entries=settings.key_cache.max_entries,
         ttl_s=settings.key_cache.ttl_s,
         negative_ttl_s=settings.key_cache.negative_ttl_s,
     )
+    if metrics is not None:
+        cache = CountedKeyCache(cache, metrics, tier="memory")
+        store = timed_store(store, metrics)
+        shared = TimedSharedKeyCache(shared, metrics) if shared is not None else None
     return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id, shared=shared)
 
 
@@ -181,6 +243,28 @@ async def _reload_ring_forever(ring: KeyRing, interval_s: float) -> None:
             log.exception("could not reload the signing keys; will retry")
 
 
+def build_webhook_endpoint_service(
+    settings: Settings, store: WebhookEndpointStore, clock: Clock
+) -> WebhookEndpointService:
+    return WebhookEndpointService(store, clock, default_roll_overlap_s=settings.webhook.roll_overlap_s)
+
+
+def build_metrics(settings: Settings) -> Metrics:
+    return Metrics(version=__version__, multiprocess_dir=settings.prometheus_multiproc_dir)
+
+
+def request_log_policy(settings: Settings) -> RequestLogPolicy:
+    s = settings.request_log
+    return RequestLogPolicy(mode=s.mode, quiet_routes=frozenset(s.quiet_routes), sample_rate=s.sample_rate)
+
+
+def redis_ping(client: RedisClient) -> Check:
+    async def ping() -> None:
+        await client.ping()
+
+    return ping
+
+
 async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
@@ -202,14 +286,26 @@ def create_app(
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
     tables = tables or load_table_model(settings.tables_file, policy.model)
+    metrics = build_metrics(settings)
+    readiness = Readiness()
     sealer = build_sealer(settings)
     if settings.redis_url:
         check_redis_url(settings.redis_url)
 
     @asynccontextmanager
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
-            key_service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
+        async with (
+            open_stores(**store_options(settings)) as stores,
+            open_redis(settings, clock) as redis,
+            open_delivery(settings, stores.webhooks, stores.deliveries, clock) as deliveries,
+        ):
+            key_service = build_key_service(
+                settings, stores.keys, clock, policy, redis.keys if redis else None, metrics=metrics
+            )
+            readiness.add("store", stores.keys.ping)
+            app[AUDIT] = AuditLog(timed_store(stores.audit, metrics), clock)
+            if redis is not None:
+                readiness.add("cache", redis_ping(redis.client))
             ring = build_key_ring(settings, stores.signing_keys, clock, sealer)
             await ring.start()
             token_service = build_token_service(settings, ring, clock, policy)
@@ -218,6 +314,8 @@ def create_app(
                 keys=key_service,
                 policy=policy,
                 authenticator=authenticator,
+                webhook_endpoints=build_webhook_endpoint_service(settings, stores.webhooks, clock),
+                deliveries=deliveries,
                 console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
                 tables=tables,
                 tokens=token_service,
@@ -247,10 +345,21 @@ def create_app(
                 except SidecarError as exc:  # shutting down while the store is away: lose only timestamps
                     log.warning("could not record last_used_at at shutdown: %s", exc.reason)
 
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    observe = observe_middleware(
+        metrics if settings.metrics.enabled else None, request_log_policy(settings), on_forbidden=audit.record_denial
+    )
+    app = web.Application(middlewares=[observe, error_middleware], client_max_size=settings.max_body_bytes)
+    app[METRICS] = metrics
+    token = settings.metrics.bearer_token
+    app[METRICS_TOKEN] = token.get_secret_value().encode() if token else b""
+    app[READINESS] = readiness
+    app[VERSION] = __version__
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(ratelimit.add_headers)
     app[dashboard.TEMPLATES] = dashboard.make_templates()
-    for module in (auth, keys, dashboard, hasura, tokens):
+    app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header
+    for module in (auth, keys, dashboard, hasura, tokens, webhook_endpoints, hasura_events, ops, audit):
         app.router.add_routes(module.routes)
+    if settings.metrics.enabled:
+        app.router.add_get("/metrics", ops.metrics)
     return app

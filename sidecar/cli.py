@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import sys
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,18 +13,22 @@ import click
 from aiohttp import web
 
 from sidecar.app import build_key_ring, build_key_service, build_sealer, create_app, open_stores, store_options
+from sidecar.cli_audit import audit
+from sidecar.cli_common import fail, settings_of
 from sidecar.cli_webhooks import webhooks
 from sidecar.domain import hasura_metadata as hasura_metadata_gen
 from sidecar.domain import keyformat
+from sidecar.domain.audit import Actor, AuditLog
 from sidecar.domain.hasura_setup import JwtPublication, hasura_config
 from sidecar.domain.keys import IssuedKey, KeyService, NewKey
 from sidecar.domain.rbac import Policy
 from sidecar.domain.signing_keys import KeyRing
 from sidecar.errors import ConfigError, SidecarError, Unavailable
+from sidecar.logs import configure_logging
 from sidecar.models import Environment, KeyType
 from sidecar.ports.clock import SystemClock
 from sidecar.redis_wiring import open_redis
-from sidecar.settings import Settings, load_role_model, load_settings, load_table_model
+from sidecar.settings import Settings, load_role_model, load_table_model
 from sidecar.web.render import key_json
 from sidecar.web.tokens import signing_key_json
 
@@ -35,30 +37,23 @@ T = TypeVar("T")
 SECRET_ROLES = ("viewer", "operator", "manager", "admin", "super_admin")
 
 
-def _settings(ctx: click.Context) -> Settings:
-    """The settings, read on first use: ``--help`` and ``keys generate`` work even with a bad variable."""
-    root = ctx.find_root()
-    if not isinstance(root.obj, Settings):
-        try:
-            root.obj = load_settings()
-        except ConfigError as exc:
-            _fail(exc.message, code=2)
-    assert isinstance(root.obj, Settings)
-    return root.obj
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+_settings = settings_of
+_fail = fail
 
 
 def _run_with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[T]]) -> T:
+    return _run_with_keys_and_audit(settings, lambda service, _audit: action(service))
+
+
+def _run_with_keys_and_audit(settings: Settings, action: Callable[[KeyService, AuditLog], Awaitable[T]]) -> T:
+    """Run ``action`` on the server's stores; changes are audited with the actor ``cli``."""
+
     async def go() -> T:
         clock = SystemClock()
         async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
             policy = Policy(load_role_model(settings.roles_file))
             service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
-            return await action(service)
+            return await action(service, AuditLog(stores.audit, clock))
 
     try:
         return asyncio.run(go())
@@ -109,7 +104,7 @@ def print_bootstrap_key(issued: IssuedKey) -> None:
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the sidecar's HTTP server."""
     settings = _settings(ctx)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     try:
         app = create_app(settings, on_bootstrap=print_bootstrap_key)
     except ConfigError as exc:
@@ -192,11 +187,12 @@ def keys_create(
     )
     settings = _settings(ctx)
 
-    async def action(service: KeyService) -> dict[str, Any]:
+    async def action(service: KeyService, audit: AuditLog) -> dict[str, Any]:
         issued = await service.create(spec, grantor=None)
+        await audit.key_created(Actor.cli(), issued.record)
         return {**key_json(issued.record, service.now()), "key": issued.key}
 
-    data = _run_with_keys(settings, action)
+    data = _run_with_keys_and_audit(settings, action)
     _emit(data, as_json, lambda: _human_key(data) + "\n\nStore the key now: it will not be shown again.")
 
 
@@ -262,10 +258,12 @@ def keys_show(ctx: click.Context, key_id: str, as_json: bool) -> None:
 def keys_revoke(ctx: click.Context, key_id: str, as_json: bool) -> None:
     """Revoke a key at once."""
 
-    async def action(service: KeyService) -> dict[str, Any]:
-        return key_json(await service.revoke(key_id, viewer=None), service.now())
+    async def action(service: KeyService, audit: AuditLog) -> dict[str, Any]:
+        record = await service.revoke(key_id, viewer=None)
+        await audit.key_revoked(Actor.cli(), record)
+        return key_json(record, service.now())
 
-    data = _run_with_keys(_settings(ctx), action)
+    data = _run_with_keys_and_audit(_settings(ctx), action)
     _emit(data, as_json, lambda: f"revoked {data['id']} ({data['display']})")
 
 
@@ -277,12 +275,13 @@ def keys_revoke(ctx: click.Context, key_id: str, as_json: bool) -> None:
 def keys_roll(ctx: click.Context, key_id: str, expires_in: int, as_json: bool) -> None:
     """Replace a key with a new one; the old one works for --expires-in more seconds."""
 
-    async def action(service: KeyService) -> dict[str, Any]:
+    async def action(service: KeyService, audit: AuditLog) -> dict[str, Any]:
         issued, old = await service.roll(key_id, expires_in_s=expires_in, viewer=None)
+        await audit.key_rolled(Actor.cli(), old, issued.record)
         now = service.now()
         return {**key_json(issued.record, now), "key": issued.key, "previous": key_json(old, now)}
 
-    data = _run_with_keys(_settings(ctx), action)
+    data = _run_with_keys_and_audit(_settings(ctx), action)
     _emit(
         data,
         as_json,
@@ -376,6 +375,7 @@ def _write_metadata(root: Path, files: dict[str, str], scaffold: Mapping[str, st
 
 
 main.add_command(webhooks)
+main.add_command(audit)
 
 
 def _run_with_ring(settings: Settings, action: Callable[[KeyRing], Awaitable[T]]) -> T:

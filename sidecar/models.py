@@ -104,3 +104,34 @@ class SigningKeyRecord:
     created_at: datetime
     #: when it starts signing; ``created_at`` plus the JWKS max-age for a rotation
     activates_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One entry of the audit trail: who did what, to what, when and from where."""
+
+    id: str
+    occurred_at: datetime
+    action: str  # "api_key.created", "admin.permission_denied", …
+    actor_id: str  # the acting key id, a token subject, "cli" or "system"
+    actor_type: str  # api_key | session_jwt | cli | system
+    org_id: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """A filtered page of the audit trail, newest first."""
+
+    limit: int = 10
+    starting_after: str | None = None
+    action: str | None = None
+    key_id: str | None = None  # events by this key or about it
+    org_id: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive

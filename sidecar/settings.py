@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sidecar.domain.rbac import RoleModel
@@ -71,6 +80,52 @@ class HasuraWebhookSettings(BaseModel):
         if value is not None and not _TOKEN.fullmatch(value):
             raise ValueError("not a valid cookie name")
         return value
+
+
+class WebhookSettings(BaseModel):
+    """Signed outgoing webhooks (``SIDECAR_WEBHOOK__*``)."""
+
+    model_config = ConfigDict(frozen=True)
+    tolerance_s: int = Field(300, ge=1, le=86_400, description="signature timestamp tolerance, both ways")
+    roll_overlap_s: int = Field(
+        86_400, ge=0, le=7 * 86_400, description="default time both secrets sign after a roll_secret"
+    )
+    replay_max_entries: int = Field(100_000, ge=1, description="bound on remembered signatures (in-process)")
+    hasura_events_secret: SecretStr | None = Field(
+        None, description="shared secret Hasura's event triggers send; POST /v1/hasura/events is off without it"
+    )
+    hasura_events_header: str = Field("X-Sidecar-Events-Secret", min_length=1, max_length=128)
+    deliver: bool = Field(True, description="run the delivery worker in this process")
+    delivery_timeout_s: float = Field(10.0, gt=0, le=300, description="per delivery attempt")
+    delivery_max_attempts: int = Field(8, ge=1, le=50)
+    delivery_backoff_base_s: float = Field(5.0, gt=0, description="first retry after about this long")
+    delivery_backoff_max_s: float = Field(3600.0, gt=0, description="retries never wait longer than this")
+    delivery_poll_interval_s: float = Field(1.0, gt=0, le=60, description="how often the outbox is checked")
+    delivery_batch_size: int = Field(20, ge=1, le=1000, description="deliveries attempted at once")
+
+
+class MetricsSettings(BaseModel):
+    """``GET /metrics``: Prometheus exposition of the app's own registry."""
+
+    model_config = ConfigDict(frozen=True)
+    enabled: bool = Field(True, description="serve /metrics and record request metrics")
+    bearer_token: SecretStr | None = Field(
+        None, description="when set, /metrics requires 'Authorization: Bearer <token>'"
+    )
+
+
+class RequestLogSettings(BaseModel):
+    """The one JSON line per request (see README, "Logs")."""
+
+    model_config = ConfigDict(frozen=True)
+    mode: Literal["all", "errors", "off"] = Field("all", description="which requests get a log line")
+    quiet_routes: tuple[str, ...] = Field(
+        ("/healthz", "/readyz", "/metrics"),
+        description="route templates logged only when they fail (status >= 500), e.g. probes",
+    )
+    sample_rate: float = Field(
+        1.0, ge=0.0, le=1.0, description="fraction of successful (< 400) requests logged; errors always are"
+    )
 
 
 class RedisSettings(BaseModel):
@@ -182,6 +237,15 @@ class Settings(BaseSettings):
     dashboard_session_ttl_s: int = Field(1800, ge=60, le=86_400, description="dashboard sign-in lifetime")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     key_cache: KeyCacheSettings = KeyCacheSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    log_format: Literal["json", "text"] = "json"
+    request_log: RequestLogSettings = RequestLogSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    prometheus_multiproc_dir: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"),
+        description="prometheus-client's own variable: set it (unprefixed) when several worker processes serve",
+    )
     redis: RedisSettings = RedisSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     hasura_webhook: HasuraWebhookSettings = HasuraWebhookSettings()

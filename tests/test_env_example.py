@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, TypeAdapter
+from pydantic import AliasChoices, BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
 
 from sidecar.settings import Settings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "sidecar.env.example"
-ASSIGNMENT = re.compile(r"^# (SIDECAR_[A-Z0-9_]+)=(.*)$")
+ASSIGNMENT = re.compile(r"^# ([A-Z][A-Z0-9_]+)=(.*)$")
 MENTION = re.compile(r"\bSIDECAR_[A-Z0-9_]*[A-Z0-9]\b")
 
 
@@ -34,13 +34,21 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def _alias(field: FieldInfo) -> str | None:
+    """A variable read under its own name (``PROMETHEUS_MULTIPROC_DIR``), not under the prefix."""
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        alias = alias.choices[0]
+    return alias.upper() if isinstance(alias, str) else None
+
+
 def settings_variables(
     model: type[BaseModel] = Settings, prefix: str = "SIDECAR_", defaults: BaseModel | None = None
 ) -> Iterator[tuple[str, tuple[FieldInfo, Any]]]:
     """Every leaf variable of the settings with its default, walking groups as pydantic-settings
     does (``__``). A group's default instance (``RateLimitRule(requests=100)``) supplies its leaves'."""
     for name, field in model.model_fields.items():
-        variable = prefix + name.upper()
+        variable = _alias(field) or prefix + name.upper()
         default = getattr(defaults, name) if defaults is not None else field.get_default(call_default_factory=True)
         nested = _nested_model(field.annotation)
         if nested is not None:

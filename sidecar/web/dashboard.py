@@ -15,6 +15,7 @@ from sidecar.domain.console import ConsoleSession
 from sidecar.domain.keys import NewKey
 from sidecar.errors import InvalidRequest, SidecarError
 from sidecar.models import Environment, KeyType
+from sidecar.web.audit import RequestAudit
 from sidecar.web.render import key_json
 from sidecar.web.state import SERVICES
 
@@ -215,6 +216,7 @@ async def create_key(request: web.Request) -> web.Response:
         issued = await services.keys.create(_spec_from_form(form), grantor=session.principal)
     except SidecarError as exc:
         return await _keys_page(request, session, error=exc.message, status=exc.status)
+    await RequestAudit(request, session.principal).key_created(issued.record)
     return _page(
         request,
         "key_created.html",
@@ -266,9 +268,10 @@ async def confirm_roll(request: web.Request) -> web.Response:
 async def revoke_key(request: web.Request) -> web.Response:
     session, _ = await _form_session(request)
     try:
-        await request.app[SERVICES].keys.revoke(request.match_info["key_id"], viewer=session.principal)
+        record = await request.app[SERVICES].keys.revoke(request.match_info["key_id"], viewer=session.principal)
     except SidecarError as exc:
         return await _keys_page(request, session, error=exc.message, status=exc.status)
+    await RequestAudit(request, session.principal).key_revoked(record)
     raise _redirect("/dashboard/api_keys")
 
 
@@ -287,6 +290,7 @@ async def roll_key(request: web.Request) -> web.Response:
         return await _keys_page(request, session, error="choose how long the old key keeps working", status=400)
     except SidecarError as exc:
         return await _keys_page(request, session, error=exc.message, status=exc.status)
+    await RequestAudit(request, session.principal).key_rolled(old, issued.record)
     now = services.keys.now()
     return _page(
         request,

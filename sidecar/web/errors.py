@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from sidecar.errors import InvalidRequest, NotFound, RateLimited, SidecarError
+from sidecar.web.observe import note
 
 log = logging.getLogger("sidecar.web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -41,6 +42,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except SidecarError as exc:
+        note(request, reason=exc.reason)
         if exc.status >= 500:
             log.error("request failed: %s (%s)", exc.reason, request.path)
         return error_response(exc)

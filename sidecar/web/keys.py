@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sidecar.domain.keys import NewKey
 from sidecar.errors import InvalidRequest
 from sidecar.models import Environment, KeyType
+from sidecar.web.audit import RequestAudit
 from sidecar.web.auth import caller
 from sidecar.web.bodies import parse_body, query_int
 from sidecar.web.render import key_json, page_json
@@ -62,6 +63,7 @@ async def create_key(request: web.Request) -> web.Response:
     grantor = await caller(request, scope=MANAGE_SCOPE)
     body = await parse_body(request, CreateKeyBody)
     issued = await request.app[SERVICES].keys.create(body.to_spec(), grantor=grantor)
+    await RequestAudit(request, grantor).key_created(issued.record)
     return web.json_response({**key_json(issued.record, _now(request)), "key": issued.key}, status=201)
 
 
@@ -94,6 +96,7 @@ async def show_key(request: web.Request) -> web.Response:
 async def revoke_key(request: web.Request) -> web.Response:
     viewer = await caller(request, scope=MANAGE_SCOPE)
     record = await request.app[SERVICES].keys.revoke(request.match_info["key_id"], viewer=viewer)
+    await RequestAudit(request, viewer).key_revoked(record)
     return web.json_response(key_json(record, _now(request)))
 
 
@@ -104,6 +107,7 @@ async def roll_key(request: web.Request) -> web.Response:
     issued, old = await request.app[SERVICES].keys.roll(
         request.match_info["key_id"], expires_in_s=body.expires_in, viewer=viewer
     )
+    await RequestAudit(request, viewer).key_rolled(old, issued.record)
     now = _now(request)
     return web.json_response(
         {**key_json(issued.record, now), "key": issued.key, "previous": key_json(old, now)}, status=201

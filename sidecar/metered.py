@@ -1,0 +1,105 @@
+"""Adapters that time or count calls to a port and record them in ``Metrics``.
+
+Only the composition root wraps ports with these, so domain services and adapters stay free
+of metrics code (and a service's hot path is unchanged when metrics are off).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+
+from sidecar.metrics import Metrics
+from sidecar.models import ApiKeyRecord
+from sidecar.ports import KeyCache, SharedKeyCache
+
+T = TypeVar("T")
+
+
+class _TimedStore:
+    """Forwards every attribute to the store; its coroutine methods are timed per method name."""
+
+    def __init__(self, inner: object, metrics: Metrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+        timed = _timed(attr, name, self._metrics)
+        setattr(self, name, timed)  # later lookups skip __getattr__
+        return timed
+
+
+def _timed(method: Callable[..., Awaitable[Any]], name: str, metrics: Metrics) -> Callable[..., Awaitable[Any]]:
+    perf_counter = time.perf_counter
+
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        started = perf_counter()
+        try:
+            return await method(*args, **kwargs)
+        finally:
+            metrics.store_call(name, perf_counter() - started)
+
+    return timed
+
+
+def timed_store(store: T, metrics: Metrics) -> T:
+    """``store`` with each async call observed in ``sidecar_store_call_duration_seconds``."""
+    return cast(T, _TimedStore(store, metrics))
+
+
+class CountedKeyCache:
+    """A ``KeyCache`` whose lookups count as hits or misses of ``tier``."""
+
+    def __init__(self, inner: KeyCache, metrics: Metrics, *, tier: str = "memory") -> None:
+        self._inner = inner
+        self._metrics = metrics
+        self._tier = tier
+
+    def get(self, digest: str) -> tuple[bool, ApiKeyRecord | None]:
+        found = self._inner.get(digest)
+        self._metrics.cache(self._tier, found[0])
+        return found
+
+    def put(self, digest: str, record: ApiKeyRecord | None) -> None:
+        self._inner.put(digest, record)
+
+    def evict(self, digest: str) -> None:
+        self._inner.evict(digest)
+
+    def clear(self) -> None:
+        self._inner.clear()
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+
+class TimedSharedKeyCache:
+    """A ``SharedKeyCache`` (Redis) whose calls are timed and whose lookups count as hits or misses."""
+
+    def __init__(self, inner: SharedKeyCache, metrics: Metrics, *, tier: str = "redis") -> None:
+        self._inner = inner
+        self._metrics = metrics
+        self._tier = tier
+
+    async def get(self, digest: str) -> tuple[bool, ApiKeyRecord | None]:
+        started = time.perf_counter()
+        found = await self._inner.get(digest)
+        self._metrics.redis_call("get", time.perf_counter() - started)
+        self._metrics.cache(self._tier, found[0])
+        return found
+
+    async def put(self, digest: str, record: ApiKeyRecord | None) -> None:
+        started = time.perf_counter()
+        await self._inner.put(digest, record)
+        self._metrics.redis_call("set", time.perf_counter() - started)
+
+    async def invalidate(self, digest: str) -> bool:
+        started = time.perf_counter()
+        delivered = await self._inner.invalidate(digest)
+        self._metrics.redis_call("invalidate", time.perf_counter() - started)
+        return delivered
