@@ -6,6 +6,7 @@ import pytest
 from graphql import parse
 
 from sidecar.domain.field_scopes import FieldRequirement, FieldScopes, ScopeGate, root_field_names
+from sidecar.domain.operations import OperationPolicy, OperationReader
 from sidecar.domain.rbac import Policy
 from sidecar.domain.tables import TableModel
 from sidecar.errors import Unauthorized
@@ -151,3 +152,17 @@ def test_the_gate_refuses_an_unseen_operation_unless_configured(tables: TableMod
     assert caught.value.reason == "operation_not_sent"
     ScopeGate(policy, tables).check_unseen(principal("viewer", policy.role_scopes("viewer")), "viewer")
     ScopeGate(policy, tables.model_copy(update={"unseen_operations": "allow"})).check_unseen(restricted, "restricted")
+
+
+def test_the_operation_policy_reads_the_operation_only_for_callers_held_to_scopes(tables: TableModel) -> None:
+    policy = Policy(load_role_model(None))
+    reader = OperationReader()
+    operations = OperationPolicy(reader, gate=ScopeGate(policy, tables))
+    request = {"query": "query { customers { id } }"}
+    operations.check(principal("operator", policy.role_scopes("operator")), "operator", request)
+    assert len(reader) == 0  # a caller Hasura's permissions fully describe is never parsed
+    with pytest.raises(Unauthorized, match="customers:read"):
+        operations.check(principal("restricted", ("orders:read",)), "restricted", request)
+    with pytest.raises(Unauthorized) as caught:
+        operations.check(principal("restricted", ("orders:read",)), "restricted", {"query": "query { orders {"})
+    assert caught.value.reason == "operation_query_syntax_error"
