@@ -20,6 +20,7 @@ from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.decision import Anonymous, CredentialAuthenticator, CredentialSources, Decider, PresentedCredential
 from sidecar.domain.external_idp import ExternalIdentity, IdpConfig
+from sidecar.domain.field_scopes import ScopeGate
 from sidecar.domain.health import Check, Readiness
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.oauth_authorize import AuthorizationEndpoint
@@ -47,13 +48,11 @@ from sidecar.ports import (
     WebhookEndpointStore,
     postgres,
     postgres_audit,
-    postgres_key_scopes,
     postgres_oauth,
     postgres_signing,
     postgres_webhooks,
     sqlite,
     sqlite_audit,
-    sqlite_key_scopes,
     sqlite_oauth,
     sqlite_signing,
     sqlite_webhooks,
@@ -92,8 +91,7 @@ BootstrapHook = Callable[[IssuedKey], None]
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
 SQLITE_MIGRATIONS = (
-    *sqlite.MIGRATIONS,
-    *sqlite_key_scopes.MIGRATIONS,
+    *sqlite.KEY_STORE_MIGRATIONS,
     *sqlite_signing.MIGRATIONS,
     *sqlite_webhooks.MIGRATIONS,
     *sqlite_audit.MIGRATIONS,
@@ -101,8 +99,7 @@ SQLITE_MIGRATIONS = (
 )
 #: The same for PostgreSQL-backed components.
 POSTGRES_MIGRATIONS = (
-    *postgres.MIGRATIONS,
-    *postgres_key_scopes.MIGRATIONS,
+    *postgres.KEY_STORE_MIGRATIONS,
     *postgres_signing.MIGRATIONS,
     *postgres_webhooks.MIGRATIONS,
     *postgres_audit.MIGRATIONS,
@@ -203,7 +200,7 @@ def build_key_service(
 
 
 def build_hasura_webhook(
-    settings: Settings, authenticator: Authenticator, policy: Policy, clock: Clock
+    settings: Settings, authenticator: Authenticator, policy: Policy, clock: Clock, tables: TableModel
 ) -> hasura.HasuraWebhook:
     """The webhook's pipeline: a presented credential (API key, session JWT), then anonymous."""
     s = settings.hasura_webhook
@@ -215,9 +212,11 @@ def build_hasura_webhook(
     if s.operation_checks:
         subscribers = frozenset(s.subscription_roles) if s.subscription_roles is not None else None
         operations = OperationPolicy(
-            OperationReader(max_entries=s.operation_cache_entries), subscription_roles=subscribers
+            OperationReader(max_entries=s.operation_cache_entries),
+            subscription_roles=subscribers,
+            gate=ScopeGate(policy, tables),
         )
-    decider = Decider(steps, clock, operations=operations, max_cache_age_s=s.max_cache_age_s)
+    decider = Decider(steps, clock, operations=operations, max_cache_age_s=s.max_cache_age_s, policy=policy)
     sources = CredentialSources(header=s.credential_header, cookie=s.credential_cookie)
     return hasura.HasuraWebhook(decider, sources, s.max_body_bytes)
 
@@ -415,7 +414,7 @@ def create_app(
                 ratelimits=build_rate_limits(settings, redis, clock),
                 oauth=oauth_services,
             )
-            app[hasura.HASURA_WEBHOOK] = build_hasura_webhook(settings, authenticator, policy, clock)
+            app[hasura.HASURA_WEBHOOK] = build_hasura_webhook(settings, authenticator, policy, clock, tables)
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
             if issued is not None and on_bootstrap is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,8 +63,14 @@ async def list_all(store: KeyStore, *, limit: int, **filters: Any) -> list[list[
         after = page.data[-1].id
 
 
+KeyScopesOf = Callable[[str], Awaitable[set[str]]]
+
+
 class KeyStoreContract:
-    """What every ``KeyStore`` adapter must do. Subclasses provide a fresh, empty ``store``."""
+    """What every ``KeyStore`` adapter must do. Subclasses provide a fresh, empty ``store``, and
+    ``key_scopes_of``: the scopes its key-scope table (``api_key_scopes``) holds for a key id,
+    read the way Hasura reads them (straight from the database).
+    """
 
     # --- insert and look up ------------------------------------------------------------------
 
@@ -312,3 +319,18 @@ class KeyStoreContract:
         await store.touch_keys({r.id: T0 + timedelta(seconds=n) for n, r in enumerate(records)})
         page = await store.list_keys(org_id=None, key_type=None, limit=100, starting_after=None)
         assert all(r.last_used_at == T0 + timedelta(seconds=int(r.id[4:])) for r in page.data)
+
+    # --- the key-scope table ------------------------------------------------------------------
+
+    async def test_key_scopes_replace_a_keys_rows(self, store: KeyStore, key_scopes_of: KeyScopesOf) -> None:
+        await insert_all(store, [make_record(1, permissions=("orders:read",)), make_record(2)])
+        assert await key_scopes_of("key_000001") == set()
+        await store.set_key_scopes("key_000001", ["orders:read", "returns:*", "orders:read"])
+        await store.set_key_scopes("key_000002", ["admin"])
+        assert await key_scopes_of("key_000001") == {"orders:read", "returns:*"}
+        await store.set_key_scopes("key_000001", ["customers:read"])
+        assert await key_scopes_of("key_000001") == {"customers:read"}
+        assert await key_scopes_of("key_000002") == {"admin"}
+        await store.set_key_scopes("key_000001", [])
+        assert await key_scopes_of("key_000001") == set()
+        assert await key_scopes_of("key_000002") == {"admin"}

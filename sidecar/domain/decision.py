@@ -15,6 +15,7 @@ from typing import Protocol
 from sidecar.domain import hasura_session
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.operations import OperationPolicy
+from sidecar.domain.rbac import Policy
 from sidecar.errors import SidecarError, Unauthorized
 from sidecar.models import CredentialType, Environment, Principal
 from sidecar.ports import Clock
@@ -212,10 +213,14 @@ class Decider:
         *,
         operations: OperationPolicy | None,
         max_cache_age_s: int,
+        policy: Policy | None = None,
     ) -> None:
         self._authenticators = tuple(authenticators)
         self._clock = clock
         self._operations = operations
+        self._policy = policy
+        # a client may name a role by our name or by its Hasura name (our admin is Hasura's org_admin)
+        self._our_names = {policy.hasura_role(r): r for r in policy.model.roles} if policy else {}
         self._max_age = max_cache_age_s
         self._bodies = hasura_session.SessionBodies()
         self.outcomes: Counter[tuple[str, str]] = Counter()
@@ -232,11 +237,16 @@ class Decider:
 
     async def _decide(self, creds: Credentials, request: object) -> Decision:
         principal = await self._authenticate(creds)
-        role = choose_role(principal, creds.requested_role)
-        if self._operations is not None and request is not NOT_SENT:
-            self._operations.check(principal, role, request)
+        requested = creds.requested_role
+        role = choose_role(principal, self._our_names.get(requested, requested) if requested else requested)
+        if self._operations is not None:
+            if request is NOT_SENT:
+                self._operations.check_unseen(principal, role)
+            else:
+                self._operations.check(principal, role, request)
         max_age = hasura_session.cache_max_age(self._clock.now(), principal.expires_at, self._max_age)
-        return Decision(principal, role, self._bodies.body(principal, role, max_age))
+        hasura_role = self._policy.hasura_role(role) if self._policy else role
+        return Decision(principal, role, self._bodies.body(principal, hasura_role, max_age))
 
     async def _authenticate(self, creds: Credentials) -> Principal:
         for authenticator in self._authenticators:

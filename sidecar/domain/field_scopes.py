@@ -27,9 +27,10 @@ from graphql.language import (
 )
 
 from sidecar.domain import scopes as scope_rules
-from sidecar.domain.rbac import action_scope
+from sidecar.domain.rbac import Policy, action_scope
 from sidecar.domain.tables import TableModel
 from sidecar.errors import Unauthorized
+from sidecar.models import Principal
 
 INTROSPECTION = frozenset({"__typename", "__schema", "__type"})
 
@@ -111,3 +112,33 @@ class FieldScopes:
             f"this credential lacks the scope {first.scope} that the root field {first.field} needs",
             reason="root_field_scope_missing",
         )
+
+
+class ScopeGate:
+    """The webhook's field-by-field check, for callers Hasura's role permissions alone would over-serve.
+
+    Applies to a ``restricted`` key and to a credential narrowed below its role
+    (``Policy.held_to_scopes``); everyone else is left to Hasura's permissions.
+    """
+
+    def __init__(self, policy: Policy, tables: TableModel) -> None:
+        self._policy = policy
+        self._fields = FieldScopes(tables)
+        self._refuse_unseen = tables.unseen_operations == "refuse"
+
+    def applies(self, principal: Principal, role: str) -> bool:
+        return self._policy.held_to_scopes(principal, role)
+
+    def check(self, principal: Principal, role: str, root_fields: Iterable[str]) -> None:
+        """Raise ``Unauthorized`` if the caller's scopes do not reach every root field."""
+        if self.applies(principal, role):
+            self._fields.check(root_fields, principal.scopes)
+
+    def check_unseen(self, principal: Principal, role: str) -> None:
+        """Hasura sent no operation: refuse a caller held to its scopes, unless configured otherwise."""
+        if self._refuse_unseen and self.applies(principal, role):
+            raise Unauthorized(
+                "this credential is held to its scopes, and the webhook was not sent the GraphQL operation "
+                "(use POST mode with the request body, or let Hasura check scopes in the database)",
+                reason="operation_not_sent",
+            )

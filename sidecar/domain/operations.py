@@ -25,6 +25,7 @@ from graphql.language import (
 )
 
 from sidecar.domain import scopes as scope_rules
+from sidecar.domain.field_scopes import ScopeGate
 from sidecar.errors import Unauthorized
 from sidecar.models import Principal
 
@@ -171,18 +172,28 @@ class OperationPolicy:
     """Refuses, before Hasura runs anything, operations a credential may never run.
 
     A credential without any write scope may not send a mutation; a role outside
-    ``subscription_roles`` (when set) may not send a subscription. A credential that may run
+    ``subscription_roles`` (when set) may not send a subscription; a credential held to its
+    scopes (a restricted key, a narrowed key: ``gate``) may send only root fields its scopes
+    reach, by ``tables.yaml`` (sidecar.domain.field_scopes). A credential that may run
     every operation type is not parsed at all. For one that may not, a request we cannot read
     is refused too: an operation graphql-core cannot read might still be one Hasura can run.
     """
 
-    def __init__(self, reader: OperationReader, *, subscription_roles: frozenset[str] | None = None) -> None:
+    def __init__(
+        self,
+        reader: OperationReader,
+        *,
+        subscription_roles: frozenset[str] | None = None,
+        gate: ScopeGate | None = None,
+    ) -> None:
         self._reader = reader
         self._subscription_roles = subscription_roles
+        self._gate = gate
 
     def check(self, principal: Principal, role: str, request: object) -> None:
         forbidden = self.forbidden_types(principal, role)
-        if not forbidden:
+        gated = self._gate is not None and self._gate.applies(principal, role)
+        if not forbidden and not gated:
             return
         try:
             operations = self._reader.read(request)
@@ -197,6 +208,14 @@ class OperationPolicy:
                     f"this credential may not run a {operation.type.value}",
                     reason=f"{operation.type.value}_not_allowed",
                 )
+            if gated and self._gate is not None:
+                self._gate.check(principal, role, operation.root_fields)
+
+    def check_unseen(self, principal: Principal, role: str) -> None:
+        """Hasura sent no operation (GET mode, send-body off, v3): refuse a caller held to its scopes
+        unless ``tables.yaml`` says Hasura checks scopes itself (``unseen_operations: allow``)."""
+        if self._gate is not None:
+            self._gate.check_unseen(principal, role)
 
     def forbidden_types(self, principal: Principal, role: str) -> frozenset[OperationType]:
         forbidden = set()

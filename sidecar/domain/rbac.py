@@ -245,14 +245,16 @@ class Policy:
     def held_to_scopes(self, principal: Principal, role: str) -> bool:
         """Would Hasura's permissions for ``role`` alone give this caller more than its scopes?
 
-        True for a role whose row comes from each key's scopes (``restricted``), and for a
-        credential whose scopes fall short of the role's (a key narrowed to ``orders:read``):
-        the webhook then checks each root field's scope itself.
+        True when acting as a role whose row comes from each key's scopes (``restricted``), and
+        for a credential whose scopes fall short of its own role's (a key narrowed to
+        ``orders:read``): the webhook then checks each root field's scope itself. Acting as a
+        role that ``acts_as`` allows is the roles file's own grant, not an excess.
         """
-        definition = self._model.roles.get(role)
-        if definition is None or definition.from_scopes is not None:
+        chosen = self._model.roles.get(role)
+        own = self._model.roles.get(principal.role)
+        if chosen is None or own is None or chosen.from_scopes is not None:
             return True
-        return bool(scope_rules.within(principal.scopes, definition.scopes))
+        return bool(scope_rules.within(principal.scopes, own.scopes))
 
     def all_orgs(self, held: Iterable[str]) -> bool:
         """Whether the held scopes lift the "inside the caller's org" rule."""

@@ -115,6 +115,10 @@ class TableModel(BaseModel):
     source: str = Field("default", min_length=1)
     #: what the webhook does with a root field no table declares, for keys held to their scopes
     unknown_root_fields: Literal["refuse", "allow"] = "refuse"
+    #: what the webhook does when Hasura does not send the operation (GET mode, send-body off,
+    #: Hasura v3) for a key held to its scopes: refuse, or allow when the metadata checks scopes
+    #: in the database (``sidecar hasura metadata --key-scopes``, the sidecar sharing Hasura's PostgreSQL)
+    unseen_operations: Literal["refuse", "allow"] = "refuse"
     session_variables: SessionVariables = SessionVariables()
     key_scopes: KeyScopeTable = KeyScopeTable()
     tables: tuple[TableDef, ...] = Field(min_length=1)

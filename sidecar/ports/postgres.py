@@ -18,6 +18,7 @@ import asyncpg
 from sidecar.errors import ConfigError, Conflict, Unavailable
 from sidecar.models import ApiKeyRecord, KeyType, Page
 from sidecar.ports.migrations import Migration, pending
+from sidecar.ports.postgres_key_scopes import MIGRATIONS as KEY_SCOPE_MIGRATIONS
 from sidecar.ports.rows import KEY_COLUMNS, key_to_row, roll_refused, row_to_key, to_ts
 
 #: The key store's schema. Timestamps are UNIX seconds (as in SQLite); ids compare bytewise
@@ -52,6 +53,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
     ),
 )
+
+#: Everything the key store writes: ``api_keys`` and the key-scope table it keeps in step.
+KEY_STORE_MIGRATIONS: tuple[Migration, ...] = (*MIGRATIONS, *KEY_SCOPE_MIGRATIONS)
 
 #: One lock id for "migrating this database", the same in every replica.
 MIGRATION_LOCK_ID = zlib.crc32(b"sidecar.schema_migrations")
@@ -91,7 +95,7 @@ class PostgresDatabase:
     async def open(
         cls,
         url: str,
-        migrations: Sequence[Migration] = MIGRATIONS,
+        migrations: Sequence[Migration] = KEY_STORE_MIGRATIONS,
         *,
         pool_size: int = 10,
         timeout_s: float = 5.0,

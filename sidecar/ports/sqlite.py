@@ -16,6 +16,7 @@ from sidecar.errors import Conflict, Unavailable
 from sidecar.models import ApiKeyRecord, KeyType, Page
 from sidecar.ports.migrations import Migration
 from sidecar.ports.rows import KEY_COLUMNS, key_to_row, roll_refused, row_to_key, to_ts
+from sidecar.ports.sqlite_key_scopes import MIGRATIONS as KEY_SCOPE_MIGRATIONS
 
 __all__ = ["MIGRATIONS", "Migration", "SqliteDatabase", "SqliteKeyStore"]
 
@@ -53,6 +54,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+#: Everything the key store writes: ``api_keys`` and the key-scope table it keeps in step.
+KEY_STORE_MIGRATIONS: tuple[Migration, ...] = (*MIGRATIONS, *KEY_SCOPE_MIGRATIONS)
+
 _SELECT = f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys"  # noqa: S608 - fixed column list
 _INSERT = f"INSERT INTO api_keys ({', '.join(KEY_COLUMNS)}) VALUES ({', '.join('?' for _ in KEY_COLUMNS)})"  # noqa: S608
 
@@ -70,7 +74,9 @@ class SqliteDatabase:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> AsyncIterator[SqliteDatabase]:
+    async def open(
+        cls, path: Path, migrations: Sequence[Migration] = KEY_STORE_MIGRATIONS
+    ) -> AsyncIterator[SqliteDatabase]:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = await aiosqlite.connect(path, isolation_level=None)
         try:
@@ -151,9 +157,7 @@ class SqliteKeyStore:
     @asynccontextmanager
     async def open(cls, path: Path) -> AsyncIterator[SqliteKeyStore]:
         """A key store on its own database file (for tools and tests that need only keys)."""
-        from sidecar.ports.sqlite_key_scopes import MIGRATIONS as KEY_SCOPE_MIGRATIONS  # imports this module
-
-        async with SqliteDatabase.open(path, (*MIGRATIONS, *KEY_SCOPE_MIGRATIONS)) as database:
+        async with SqliteDatabase.open(path, KEY_STORE_MIGRATIONS) as database:
             yield cls(database)
 
     async def ping(self) -> None:
@@ -237,16 +241,13 @@ class SqliteKeyStore:
 
     async def set_key_scopes(self, key_id: str, scopes: Sequence[str]) -> None:
         """Replace the key's rows in ``api_key_scopes`` (sidecar/ports/sqlite_key_scopes.py)."""
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
-            await self._db.execute("DELETE FROM api_key_scopes WHERE key_id = ?", (key_id,))
-            await self._db.executemany(
-                "INSERT INTO api_key_scopes (key_id, scope) VALUES (?, ?)", [(key_id, s) for s in dict.fromkeys(scopes)]
-            )
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
+        with _guarded():
+            async with self._database.transaction() as db:
+                await db.execute("DELETE FROM api_key_scopes WHERE key_id = ?", (key_id,))
+                await db.executemany(
+                    "INSERT INTO api_key_scopes (key_id, scope) VALUES (?, ?)",
+                    [(key_id, s) for s in dict.fromkeys(scopes)],
+                )
 
     async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
         with _guarded():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from graphql import parse
 
-from sidecar.domain.field_scopes import FieldRequirement, FieldScopes, root_field_names
+from sidecar.domain.field_scopes import FieldRequirement, FieldScopes, ScopeGate, root_field_names
+from sidecar.domain.operations import OperationPolicy, OperationReader
 from sidecar.domain.rbac import Policy
 from sidecar.domain.tables import TableModel
 from sidecar.errors import Unauthorized
@@ -122,9 +123,46 @@ def test_who_is_held_to_scopes() -> None:
     assert policy.held_to_scopes(principal("operator", ("orders:read",)), "viewer")
     assert not policy.held_to_scopes(principal("operator", operator), "operator")
     assert not policy.held_to_scopes(principal("operator", operator), "viewer")
-    assert not policy.held_to_scopes(principal("super_admin", ("admin", "system:orgs")), "admin")
+    assert not policy.held_to_scopes(principal("super_admin", policy.role_scopes("super_admin")), "admin")
+    assert not policy.held_to_scopes(principal("manager", policy.role_scopes("manager")), "operator")
+    assert policy.held_to_scopes(principal("super_admin", ("admin", "system:orgs")), "admin")
     assert policy.held_to_scopes(principal("operator", operator), "no_such_role")
 
 
 def test_root_field_names_of_a_document() -> None:
     assert root_field_names(parse("{ a b { c } a }"), None) == ("a", "b")
+
+
+def test_the_gate_checks_only_callers_held_to_their_scopes(tables: TableModel) -> None:
+    policy = Policy(load_role_model(None))
+    gate = ScopeGate(policy, tables)
+    restricted = principal("restricted", ("orders:read",))
+    gate.check(restricted, "restricted", ["orders", "orders_aggregate"])
+    with pytest.raises(Unauthorized, match="orders:write"):
+        gate.check(restricted, "restricted", ["insert_orders_one"])
+    operator = principal("operator", policy.role_scopes("operator"))
+    gate.check(operator, "operator", ["delete_settings", "my_action"])  # Hasura's permissions decide
+
+
+def test_the_gate_refuses_an_unseen_operation_unless_configured(tables: TableModel) -> None:
+    policy = Policy(load_role_model(None))
+    restricted = principal("restricted", ("orders:read",))
+    with pytest.raises(Unauthorized, match="was not sent the GraphQL operation") as caught:
+        ScopeGate(policy, tables).check_unseen(restricted, "restricted")
+    assert caught.value.reason == "operation_not_sent"
+    ScopeGate(policy, tables).check_unseen(principal("viewer", policy.role_scopes("viewer")), "viewer")
+    ScopeGate(policy, tables.model_copy(update={"unseen_operations": "allow"})).check_unseen(restricted, "restricted")
+
+
+def test_the_operation_policy_reads_the_operation_only_for_callers_held_to_scopes(tables: TableModel) -> None:
+    policy = Policy(load_role_model(None))
+    reader = OperationReader()
+    operations = OperationPolicy(reader, gate=ScopeGate(policy, tables))
+    request = {"query": "query { customers { id } }"}
+    operations.check(principal("operator", policy.role_scopes("operator")), "operator", request)
+    assert len(reader) == 0  # a caller Hasura's permissions fully describe is never parsed
+    with pytest.raises(Unauthorized, match="customers:read"):
+        operations.check(principal("restricted", ("orders:read",)), "restricted", request)
+    with pytest.raises(Unauthorized) as caught:
+        operations.check(principal("restricted", ("orders:read",)), "restricted", {"query": "query { orders {"})
+    assert caught.value.reason == "operation_query_syntax_error"

@@ -23,7 +23,7 @@ from sidecar.ports.migrations import Migration
 from sidecar.ports.postgres import MIGRATIONS, PostgresDatabase, PostgresKeyStore
 from sidecar.settings import Settings
 from tests.conftest import Bootstrap, ClientFactory, bearer
-from tests.contracts import KeyStoreContract, make_record
+from tests.contracts import KeyScopesOf, KeyStoreContract, make_record
 from tests.ports.pgproxy import PgRelay
 
 
@@ -32,6 +32,18 @@ class TestPostgresKeyStore(KeyStoreContract):
     async def store(self, pg_url: str) -> AsyncIterator[KeyStore]:
         async with PostgresDatabase.open(pg_url, pool_size=4) as database:
             yield PostgresKeyStore(database)
+
+    @pytest.fixture
+    def key_scopes_of(self, pg_url: str) -> KeyScopesOf:
+        async def read(key_id: str) -> set[str]:
+            conn = await asyncpg.connect(pg_url)
+            try:
+                rows = await conn.fetch("SELECT scope FROM api_key_scopes WHERE key_id = $1", key_id)
+            finally:
+                await conn.close()
+            return {r["scope"] for r in rows}
+
+        return read
 
 
 async def _terminate_other_backends(server_url: str) -> int:

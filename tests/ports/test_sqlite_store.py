@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from sidecar.errors import Unavailable
 from sidecar.ports import KeyStore
 from sidecar.ports.sqlite import MIGRATIONS, SqliteDatabase, SqliteKeyStore
-from tests.contracts import KeyStoreContract, make_record
+from tests.contracts import KeyScopesOf, KeyStoreContract, make_record
 
 
 class TestSqliteKeyStore(KeyStoreContract):
@@ -19,6 +20,14 @@ class TestSqliteKeyStore(KeyStoreContract):
     async def store(self, tmp_path: Path) -> AsyncIterator[KeyStore]:
         async with SqliteKeyStore.open(tmp_path / "keys.db") as store:
             yield store
+
+    @pytest.fixture
+    def key_scopes_of(self, tmp_path: Path) -> KeyScopesOf:
+        async def read(key_id: str) -> set[str]:
+            with sqlite3.connect(tmp_path / "keys.db") as db:
+                return {r[0] for r in db.execute("SELECT scope FROM api_key_scopes WHERE key_id = ?", (key_id,))}
+
+        return read
 
 
 async def test_three_connections_migrate_one_file_together(tmp_path: Path) -> None:
