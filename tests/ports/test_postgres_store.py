@@ -65,6 +65,16 @@ async def test_replicas_starting_together_migrate_once(pg_url: str) -> None:
         await conn.close()
 
 
+async def test_migrations_may_outlast_the_request_timeout(pg_url: str) -> None:
+    slow = Migration("slow", 1, "SELECT pg_sleep(0.4)")
+
+    async def replica() -> None:
+        async with PostgresDatabase.open(pg_url, (*MIGRATIONS, slow), timeout_s=0.2):
+            pass
+
+    await asyncio.gather(replica(), replica())
+
+
 async def test_migrations_are_idempotent_and_keep_data(pg_url: str) -> None:
     async with PostgresDatabase.open(pg_url) as db:
         await PostgresKeyStore(db).insert_key(make_record(1))
