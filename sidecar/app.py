@@ -14,15 +14,19 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.domain.authn import Authenticator
+from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import IssuedKey, KeyService
 from sidecar.domain.rbac import Policy, RoleModel
+from sidecar.domain.tables import TableModel
 from sidecar.errors import ConfigError, SidecarError
-from sidecar.ports import Clock, KeyStore, postgres, sqlite
+from sidecar.ports import Clock, KeyStore, SharedKeyCache, postgres, postgres_key_scopes, sqlite, sqlite_key_scopes
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
+from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
-from sidecar.settings import Settings, load_role_model
-from sidecar.web import auth, keys
+from sidecar.redis_wiring import INVALIDATIONS, invalidations, open_redis
+from sidecar.settings import Settings, load_role_model, load_table_model
+from sidecar.web import auth, dashboard, keys
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
 
@@ -31,9 +35,9 @@ BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS,)
+SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_key_scopes.MIGRATIONS)
 #: The same for PostgreSQL-backed components.
-POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS,)
+POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_key_scopes.MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +81,16 @@ def build_sealer(settings: Settings) -> Sealer:
     return Sealer(load_or_create_master_key(settings.data_dir / "master.key"))
 
 
-def build_key_service(settings: Settings, store: KeyStore, clock: Clock, policy: Policy) -> KeyService:
+def build_key_service(
+    settings: Settings, store: KeyStore, clock: Clock, policy: Policy, shared: SharedKeyCache | None = None
+) -> KeyService:
     cache = MemoryKeyCache(
         clock,
         max_entries=settings.key_cache.max_entries,
         ttl_s=settings.key_cache.ttl_s,
         negative_ttl_s=settings.key_cache.negative_ttl_s,
     )
-    return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id)
+    return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id, shared=shared)
 
 
 async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
@@ -101,24 +107,38 @@ def create_app(
     *,
     clock: Clock | None = None,
     roles: RoleModel | None = None,
+    tables: TableModel | None = None,
     on_bootstrap: BootstrapHook | None = None,
 ) -> web.Application:
     """Build the application; resources open when it starts and close when it stops."""
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
+    tables = tables or load_table_model(settings.tables_file, policy.model)
+    sealer = build_sealer(settings)
+    if settings.redis_url:
+        check_redis_url(settings.redis_url)
 
     @asynccontextmanager
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with open_stores(**store_options(settings)) as stores:
-            key_service = build_key_service(settings, stores.keys, clock, policy)
-            app[SERVICES] = Services(keys=key_service, policy=policy, authenticator=Authenticator(key_service))
+        async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
+            key_service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
+            app[SERVICES] = Services(
+                keys=key_service,
+                policy=policy,
+                authenticator=Authenticator(key_service),
+                console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
+                tables=tables,
+            )
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
             if issued is not None and on_bootstrap is not None:
                 on_bootstrap(issued)
             flusher = asyncio.create_task(_flush_last_used_forever(key_service, settings.last_used_flush_s))
             try:
-                yield
+                async with invalidations(redis, key_service) as listener:
+                    if listener is not None:
+                        app[INVALIDATIONS] = listener
+                    yield
             finally:
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -130,6 +150,7 @@ def create_app(
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)
-    for module in (auth, keys):
+    app[dashboard.TEMPLATES] = dashboard.make_templates()
+    for module in (auth, keys, dashboard):
         app.router.add_routes(module.routes)
     return app

@@ -6,21 +6,25 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from aiohttp import web
 
 from sidecar.app import build_key_service, create_app, open_stores, store_options
+from sidecar.cli_webhooks import webhooks
+from sidecar.domain import hasura_metadata as hasura_metadata_gen
 from sidecar.domain import keyformat
 from sidecar.domain.keys import IssuedKey, KeyService, NewKey
 from sidecar.domain.rbac import Policy
 from sidecar.errors import ConfigError, SidecarError, Unavailable
 from sidecar.models import Environment, KeyType
 from sidecar.ports.clock import SystemClock
-from sidecar.settings import Settings, load_role_model, load_settings
+from sidecar.redis_wiring import open_redis
+from sidecar.settings import Settings, load_role_model, load_settings, load_table_model
 from sidecar.web.render import key_json
 
 T = TypeVar("T")
@@ -47,9 +51,10 @@ def _fail(message: str, code: int = 1) -> None:
 
 def _run_with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[T]]) -> T:
     async def go() -> T:
-        async with open_stores(**store_options(settings)) as stores:
+        clock = SystemClock()
+        async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
             policy = Policy(load_role_model(settings.roles_file))
-            service = build_key_service(settings, stores.keys, SystemClock(), policy)
+            service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
             return await action(service)
 
     try:
@@ -300,6 +305,74 @@ def keys_generate(key_type: str, role: str, environment: str, as_json: bool) -> 
     """Print a well-formed key without storing it (e.g. for SIDECAR_BOOTSTRAP_ADMIN_KEY)."""
     key = keyformat.mint(keyformat.prefix_for(KeyType(key_type), role, Environment(environment)))
     _emit({"key": key}, as_json, lambda: key)
+
+
+@main.group()
+def hasura() -> None:
+    """Hasura integration: the permissions metadata that follows from roles.yaml and tables.yaml."""
+
+
+@hasura.command("metadata")
+@click.option(
+    "--tables",
+    "tables_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="tables file (default: SIDECAR_TABLES_FILE, else the packaged config/tables.yaml)",
+)
+@click.option(
+    "--roles",
+    "roles_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="roles file (default: SIDECAR_ROLES_FILE, else the packaged config/roles.yaml)",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="a Hasura metadata directory to write the table files into (default: print the tables list)",
+)
+@click.option(
+    "--key-scopes/--no-key-scopes",
+    default=True,
+    help="restricted role: also check the key's scope in the sidecar's key-scope table "
+    "(needs the sidecar to share Hasura's PostgreSQL)",
+)
+@click.pass_context
+def hasura_metadata(
+    ctx: click.Context, tables_file: Path | None, roles_file: Path | None, output: Path | None, key_scopes: bool
+) -> None:
+    """Hasura permissions (select/insert/update/delete per table and role) from the permission matrix."""
+    settings = _settings(ctx)
+    try:
+        roles = load_role_model(roles_file or settings.roles_file)
+        tables = load_table_model(tables_file or settings.tables_file, roles)
+        if output is None:
+            entries = hasura_metadata_gen.table_entries(roles, tables, key_scope_check=key_scopes)
+            click.echo(hasura_metadata_gen.HEADER + hasura_metadata_gen.dump(entries), nl=False)
+            return
+        files = hasura_metadata_gen.metadata_files(roles, tables, key_scope_check=key_scopes)
+    except ConfigError as exc:
+        _fail(exc.message, code=2)
+        return
+    written = _write_metadata(output, files, hasura_metadata_gen.scaffold_files(tables.source))
+    click.echo(f"wrote {len(written)} files under {output}: " + ", ".join(written), err=True)
+    click.echo("apply them with: hasura metadata apply", err=True)
+
+
+def _write_metadata(root: Path, files: dict[str, str], scaffold: Mapping[str, str]) -> list[str]:
+    """Write the generated files (replacing older ones) and the scaffold files that are missing."""
+    written = []
+    for relative, text in [*files.items(), *((r, t) for r, t in scaffold.items() if not (root / r).exists())]:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(relative)
+    return written
+
+
+main.add_command(webhooks)
 
 
 if __name__ == "__main__":  # pragma: no cover

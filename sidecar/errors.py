@@ -121,3 +121,14 @@ class ConfigError(SidecarError):
 
     code = "CONFIG_ERROR"
     default_reason = "config_invalid"
+
+
+class SignatureInvalid(Unauthorized):
+    """A webhook signature is missing, malformed, stale, replayed or matches no secret.
+
+    ``reason`` is one of ``missing_header``, ``malformed_header``, ``timestamp_outside_tolerance``,
+    ``no_matching_signature`` or ``replayed``.
+    """
+
+    code = "INVALID_SIGNATURE"
+    default_reason = "no_matching_signature"

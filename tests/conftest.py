@@ -82,6 +82,8 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+from tests.redis_fixtures import own_redis, redis_server_url, redis_url  # noqa: E402, F401  (real Redis fixtures)
+
 # --- PostgreSQL: one real server per session, a fresh schema per test -------------------------
 
 

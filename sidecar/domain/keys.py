@@ -20,7 +20,7 @@ from sidecar.errors import (
     RevokedApiKey,
 )
 from sidecar.models import ApiKeyRecord, CredentialType, Environment, KeyType, Page, Principal
-from sidecar.ports import Clock, KeyCache, KeyStore
+from sidecar.ports import Clock, KeyCache, KeyStore, SharedKeyCache
 
 SYSTEM_ORGS_SCOPE = "system:orgs"
 MAX_NAME_LENGTH = 200
@@ -63,9 +63,13 @@ class KeyService:
         policy: Policy,
         *,
         default_org_id: str,
+        shared: SharedKeyCache | None = None,
     ) -> None:
         self._store = store
         self._cache = cache
+        self._shared = shared
+        #: Bumped on every eviction: a lookup that raced one must not cache what it read.
+        self._generation = 0
         self._clock = clock
         self._policy = policy
         self._default_org = default_org_id
@@ -89,8 +93,7 @@ class KeyService:
         digest = keyformat.digest(key)
         hit, record = self._cache.get(digest)
         if not hit:
-            record = await self._store.get_key_by_digest(digest)
-            self._cache.put(digest, record)
+            record = await self._load(digest)
         if record is None or not hmac.compare_digest(record.digest, digest):
             raise InvalidApiKey("the API key is not valid", reason="api_key_unknown")
         now = self._clock.now()
@@ -100,6 +103,49 @@ class KeyService:
             raise ExpiredApiKey("the API key has expired", reason="api_key_expired")
         self._last_used[record.id] = now
         return record
+
+    async def _load(self, digest: str) -> ApiKeyRecord | None:
+        """An in-process miss: the shared tier (if any), then the store."""
+        generation = self._generation
+        shared = self._shared
+        if shared is not None:
+            hit, record = await shared.get(digest)
+            if hit:
+                if generation == self._generation:
+                    self._cache.put(digest, record)
+                return record
+        record = await self._store.get_key_by_digest(digest)
+        if generation == self._generation:
+            self._cache.put(digest, record)
+            if shared is not None:
+                await shared.put(digest, record)
+        return record
+
+    def forget(self, digest: str) -> None:
+        """Drop one key from this process's cache (another replica changed it)."""
+        self._generation += 1
+        self._cache.evict(digest)
+
+    def forget_all(self) -> None:
+        """Drop this process's whole cache (invalidations may have been missed)."""
+        self._generation += 1
+        self._cache.clear()
+
+    async def _invalidate(self, digest: str) -> None:
+        self.forget(digest)
+        if self._shared is not None:
+            await self._shared.invalidate(digest)
+
+    async def active_principal(self, key_id: str) -> Principal:
+        """The principal of an active key looked up by id (for sessions that name a key)."""
+        record = await self._store.get_key(key_id)
+        if record is None:
+            raise InvalidApiKey("the API key no longer exists", reason="api_key_unknown")
+        if record.revoked_at is not None:
+            raise RevokedApiKey("the API key has been revoked", reason="api_key_revoked")
+        if record.is_expired(self._clock.now()):
+            raise ExpiredApiKey("the API key has expired", reason="api_key_expired")
+        return self.principal_for(record)
 
     def principal_for(self, record: ApiKeyRecord) -> Principal:
         policy = self._policy
@@ -157,7 +203,8 @@ class KeyService:
             allowed_origins=spec.allowed_origins,
         )
         await self._store.insert_key(record)
-        self._cache.evict(record.digest)  # a cached 'no such key' must not outlive the key's birth
+        await self._store.set_key_scopes(record.id, record.permissions)
+        self.forget(record.digest)  # a cached 'no such key' must not outlive the key's birth
         return IssuedKey(record=record, key=key)
 
     def _resolve_type(self, spec: NewKey) -> tuple[KeyPrefix, str, tuple[str, ...]]:
@@ -232,7 +279,9 @@ class KeyService:
         revoked = await self._store.revoke_key(record.id, self._clock.now())
         if revoked is None:
             raise NotFound(f"no API key with id {key_id}", reason="key_not_found")
-        self._cache.evict(record.digest)
+        await self._invalidate(record.digest)
+        # Hasura's key-scope check then refuses the key's still-unexpired session JWTs too
+        await self._store.set_key_scopes(record.id, ())
         return revoked
 
     async def roll(self, key_id: str, *, expires_in_s: int, viewer: Principal | None) -> tuple[IssuedKey, ApiKeyRecord]:
@@ -259,7 +308,8 @@ class KeyService:
             rolled_to=None,
         )
         await self._store.roll_key(old.id, old_expiry, new)
-        self._cache.evict(old.digest)
+        await self._store.set_key_scopes(new.id, new.permissions)
+        await self._invalidate(old.digest)
         updated = replace(old, expires_at=old_expiry, rolled_to=new.id)
         return IssuedKey(record=new, key=key), updated
 

@@ -1,12 +1,15 @@
-"""The role model from ``config/roles.yaml``: roles, their scopes, who may act as whom.
+"""The role model from ``config/roles.yaml``: roles, their scopes, who may act as whom, the matrix.
 
 Pure: the YAML is read by ``sidecar.settings`` and handed here as plain data, validated by
-these pydantic models (unknown scope, unknown role, cycle in ``acts_as`` all fail at start-up).
+these pydantic models. Every check fails at start-up with a message naming the role, scope or
+resource at fault: unknown scope, unknown role in ``acts_as``, cycle in ``acts_as``, missing
+role, matrix row for an unknown resource, a matrix cell the role's scopes do not back (or a
+scope no matrix cell uses), and a role that would be Hasura's built-in ``admin``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -17,12 +20,24 @@ from sidecar.models import Principal
 
 Action = Literal["create", "read", "update", "delete"]
 Ownership = Literal["own", "team", "all"]
+ACTIONS: tuple[Action, ...] = ("create", "read", "update", "delete")
 REQUIRED_ROLES = ("anonymous", "viewer", "operator", "manager", "admin", "super_admin", "restricted")
+#: Hasura's built-in role: it bypasses every permission, so no role of ours may become it by accident.
+HASURA_ADMIN_ROLE = "admin"
+#: The scope that lifts the "inside the caller's org" rule.
+ALL_ORGS_SCOPE = "system:orgs"
+
+
+def action_scope(resource: str, action: Action) -> str:
+    """The scope an action on a resource needs: ``read`` needs ``<resource>:read``, the rest ``:write``."""
+    return f"{resource}:{'read' if action == 'read' else 'write'}"
 
 
 class Grant(BaseModel):
+    """One cell of the matrix: what a role may do on a resource, and on whose rows."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    actions: tuple[Action, ...]
+    actions: tuple[Action, ...] = Field(min_length=1)
     ownership: Ownership
 
 
@@ -30,9 +45,13 @@ class RoleDef(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     description: str = ""
     key_prefix: str | None = None
+    #: the role's name in Hasura (default: the role's own name)
+    hasura_role: str | None = Field(None, min_length=1)
     acts_as: tuple[str, ...]
     scopes: tuple[str, ...]
     matrix: dict[str, Grant] = Field(default_factory=dict)
+    #: set for ``restricted``: its row comes from each key's own scopes, with this ownership
+    from_scopes: Ownership | None = None
 
 
 class RoleModel(BaseModel):
@@ -45,26 +64,65 @@ class RoleModel(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> RoleModel:
+        for scope in self.scopes:
+            self._check_scope_entry(scope)
         missing = [r for r in REQUIRED_ROLES if r not in self.roles]
         if missing:
-            raise ValueError(f"roles file: missing role(s) {', '.join(missing)}")
+            raise ValueError(f"missing role(s) {', '.join(missing)}")
         for name, role in self.roles.items():
             self._check_role(name, role)
         self._check_acyclic()
+        self._check_hasura_names()
         return self
+
+    def _check_scope_entry(self, scope: str) -> None:
+        if scope == scope_rules.ADMIN:
+            return
+        parts = scope_rules.split(scope)
+        if parts is None or scope_rules.WILDCARD in parts:
+            raise ValueError(f"scope {scope!r} in the scopes table is not a concrete resource:action")
+        if parts[0] not in (*self.resources, scope_rules.SYSTEM_RESOURCE):
+            raise ValueError(f"scope {scope!r} names unknown resource {parts[0]!r}")
 
     def _check_role(self, name: str, role: RoleDef) -> None:
         for other in role.acts_as:
             if other not in self.roles:
-                raise ValueError(f"roles file: role {name!r} acts as unknown role {other!r}")
+                raise ValueError(f"role {name!r} acts as unknown role {other!r}")
         if name not in role.acts_as:
-            raise ValueError(f"roles file: role {name!r} must list itself in acts_as")
+            raise ValueError(f"role {name!r} must list itself in acts_as")
         for scope in role.scopes:
             if not self.is_known_scope(scope):
-                raise ValueError(f"roles file: role {name!r} has unknown scope {scope!r}")
+                raise ValueError(f"role {name!r} has unknown scope {scope!r}")
         for resource in role.matrix:
             if resource not in self.resources:
-                raise ValueError(f"roles file: role {name!r} has a matrix row for unknown resource {resource!r}")
+                raise ValueError(f"role {name!r} has a matrix row for unknown resource {resource!r}")
+        if role.from_scopes is not None:
+            if role.matrix or role.scopes:
+                raise ValueError(
+                    f"role {name!r} takes its matrix from each key's scopes (from_scopes); "
+                    "it cannot also list scopes or matrix rows"
+                )
+            return
+        self._check_matrix_matches_scopes(name, role)
+
+    def _check_matrix_matches_scopes(self, name: str, role: RoleDef) -> None:
+        """The sidecar checks scopes and Hasura checks the matrix: the two must say the same thing."""
+        for resource, grant in role.matrix.items():
+            for action in grant.actions:
+                needed = action_scope(resource, action)
+                if not scope_rules.allows(role.scopes, needed):
+                    raise ValueError(
+                        f"role {name!r} may {action} {resource} by its matrix, but its scopes lack {needed}"
+                    )
+        for resource in self.resources:
+            granted = set(role.matrix[resource].actions) if resource in role.matrix else set()
+            for kind, actions in (("read", {"read"}), ("write", {"create", "update", "delete"})):
+                scope = f"{resource}:{kind}"
+                if scope_rules.allows(role.scopes, scope) and not actions & granted:
+                    raise ValueError(
+                        f"role {name!r} holds {scope} through its scopes, "
+                        f"but its matrix gives it no {kind} access to {resource}"
+                    )
 
     def _check_acyclic(self) -> None:
         """``acts_as`` orders roles by power: A acting as B and B as A (A != B) is a cycle."""
@@ -75,7 +133,7 @@ class RoleModel(BaseModel):
                 return
             if state.get(name) == 1:
                 cycle = " -> ".join((*path[path.index(name) :], name))
-                raise ValueError(f"roles file: cycle in acts_as: {cycle}")
+                raise ValueError(f"cycle in acts_as: {cycle}")
             state[name] = 1
             for other in self.roles[name].acts_as:
                 if other != name:
@@ -85,20 +143,35 @@ class RoleModel(BaseModel):
         for name in self.roles:
             visit(name, ())
 
+    def _check_hasura_names(self) -> None:
+        seen: dict[str, str] = {}
+        for name in self.roles:
+            hasura = self.hasura_role(name)
+            if hasura in seen:
+                raise ValueError(f"roles {seen[hasura]!r} and {name!r} share the Hasura role {hasura!r}")
+            seen[hasura] = name
+            if hasura == HASURA_ADMIN_ROLE:
+                raise ValueError(
+                    f"role {name!r} would be Hasura's built-in {HASURA_ADMIN_ROLE!r} role, which "
+                    "bypasses every permission in every org; give it another hasura_role"
+                )
+
+    def hasura_role(self, role: str) -> str:
+        """The name Hasura knows ``role`` by."""
+        return self.roles[role].hasura_role or role
+
     def is_known_scope(self, scope: str) -> bool:
-        """A scope of the table, or a wildcard pattern over known resources and actions."""
+        """A scope of the table, or a wildcard pattern that covers at least one scope of the table."""
         if scope in self.scopes:
             return True
         parts = scope_rules.split(scope)
-        if parts is None:
+        if parts is None or scope_rules.WILDCARD not in parts:
             return False
-        resource, action = parts
-        known = [scope_rules.split(s) for s in self.scopes]
-        return any(k is not None and (resource in ("*", k[0])) and (action in ("*", k[1])) for k in known)
+        return any(scope_rules.covers(scope, known) for known in self.scopes if known != scope_rules.ADMIN)
 
 
 class Policy:
-    """Questions about roles and scopes, answered from the role model."""
+    """Questions about roles, scopes and the matrix, answered from the role model."""
 
     def __init__(self, model: RoleModel) -> None:
         self._model = model
@@ -115,6 +188,10 @@ class Policy:
 
     def acts_as(self, role: str) -> tuple[str, ...]:
         return self._model.roles[role].acts_as
+
+    def hasura_role(self, role: str) -> str:
+        """The role name to put in ``x-hasura-role``/allowed roles for our ``role``."""
+        return self._model.hasura_role(role) if role in self._model.roles else role
 
     def check_scopes_known(self, requested: Iterable[str]) -> None:
         unknown = [s for s in requested if not self._model.is_known_scope(s)]
@@ -139,3 +216,49 @@ class Policy:
                 f"this credential cannot grant scope(s) it does not hold: {', '.join(missing)}",
                 reason="scope_escalation",
             )
+
+    def effective_row(self, role: str, held: Iterable[str]) -> dict[str, Grant]:
+        """The matrix row of ``role`` as far as the scopes ``held`` reach.
+
+        A role's own row, cut down to the actions the held scopes cover (a key narrowed to
+        ``orders:read`` keeps only that cell); for ``restricted``, the row the scopes describe.
+        """
+        if role not in self._model.roles:
+            return {}
+        definition = self._model.roles[role]
+        held = tuple(held)
+        row: dict[str, Grant] = {}
+        for resource in self._model.resources:
+            if definition.from_scopes is not None:
+                ownership: Ownership = definition.from_scopes
+                candidates: tuple[Action, ...] = ACTIONS
+            elif resource in definition.matrix:
+                ownership = definition.matrix[resource].ownership
+                candidates = definition.matrix[resource].actions
+            else:
+                continue
+            actions = tuple(a for a in candidates if scope_rules.allows(held, action_scope(resource, a)))
+            if actions:
+                row[resource] = Grant(actions=actions, ownership=ownership)
+        return row
+
+    def held_to_scopes(self, principal: Principal, role: str) -> bool:
+        """Would Hasura's permissions for ``role`` alone give this caller more than its scopes?
+
+        True for a role whose row comes from each key's scopes (``restricted``), and for a
+        credential whose scopes fall short of the role's (a key narrowed to ``orders:read``):
+        the webhook then checks each root field's scope itself.
+        """
+        definition = self._model.roles.get(role)
+        if definition is None or definition.from_scopes is not None:
+            return True
+        return bool(scope_rules.within(principal.scopes, definition.scopes))
+
+    def all_orgs(self, held: Iterable[str]) -> bool:
+        """Whether the held scopes lift the "inside the caller's org" rule."""
+        return scope_rules.allows(held, ALL_ORGS_SCOPE)
+
+
+def matrix_json(row: Mapping[str, Grant]) -> dict[str, dict[str, object]]:
+    """A matrix row as plain JSON data."""
+    return {resource: {"actions": list(g.actions), "ownership": g.ownership} for resource, g in row.items()}

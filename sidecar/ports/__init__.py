@@ -6,7 +6,7 @@ Adapters (``sqlite``, ``postgres``, ``memory_cache``, ``clock``) implement them;
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -61,6 +61,10 @@ class KeyStore(Protocol):
         """Record when each key id was last used (a batch; later times win)."""
         ...
 
+    async def set_key_scopes(self, key_id: str, scopes: Sequence[str]) -> None:
+        """Replace the key's rows in the key-scope table (``api_key_scopes``), which Hasura may read."""
+        ...
+
 
 class KeyCache(Protocol):
     """The in-process tier of key lookups: bounded, with TTLs, synchronous (no I/O)."""
@@ -76,3 +80,41 @@ class KeyCache(Protocol):
     def clear(self) -> None: ...
 
     def __len__(self) -> int: ...
+
+
+class SharedKeyCache(Protocol):
+    """The tier shared by all replicas (Redis), between the in-process cache and the store.
+
+    Best effort: an unreachable cache behaves as an empty one and never raises.
+    """
+
+    async def get(self, digest: str) -> tuple[bool, ApiKeyRecord | None]:
+        """``(hit, record)``; a hit with ``None`` is a cached 'no such key'; a miss when unreachable."""
+        ...
+
+    async def put(self, digest: str, record: ApiKeyRecord | None) -> None: ...
+
+    async def invalidate(self, digest: str) -> bool:
+        """Drop the entry and tell every replica to drop its in-process copy; ``False`` if undelivered."""
+        ...
+
+
+class SecretSealer(Protocol):
+    """Authenticated encryption of small secrets, bound to a purpose (see ``ports.sealer.Sealer``)."""
+
+    def seal(self, plaintext: bytes, *, purpose: str) -> str: ...
+
+    def unseal(self, token: str, *, purpose: str) -> bytes:
+        """The plaintext; raises ``ConfigError`` or ``ValueError`` if the token is not genuine."""
+        ...
+
+
+class ReplayGuard(Protocol):
+    """Remembers verified webhook signatures (or message ids) so a second delivery is refused."""
+
+    async def first_use(self, key: str, ttl_s: float) -> bool:
+        """Record ``key`` for ``ttl_s`` seconds; ``False`` if it is already recorded (a replay).
+
+        Atomic: of two concurrent calls with the same key, exactly one gets ``True``.
+        """
+        ...

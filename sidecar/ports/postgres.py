@@ -237,6 +237,15 @@ class PostgresKeyStore:
             except asyncpg.UniqueViolationError as exc:
                 raise Conflict("an API key with this id or digest already exists", reason="key_exists") from exc
 
+    async def set_key_scopes(self, key_id: str, scopes: Sequence[str]) -> None:
+        """Replace the key's rows in ``api_key_scopes`` (sidecar/ports/postgres_key_scopes.py)."""
+        async with self._database.connection() as conn, conn.transaction():
+            await conn.execute("DELETE FROM api_key_scopes WHERE key_id = $1", key_id)
+            await conn.executemany(
+                "INSERT INTO api_key_scopes (key_id, scope) VALUES ($1, $2)",
+                [(key_id, s) for s in dict.fromkeys(scopes)],
+            )
+
     async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
         if not last_used:
             return

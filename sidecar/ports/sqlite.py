@@ -151,7 +151,9 @@ class SqliteKeyStore:
     @asynccontextmanager
     async def open(cls, path: Path) -> AsyncIterator[SqliteKeyStore]:
         """A key store on its own database file (for tools and tests that need only keys)."""
-        async with SqliteDatabase.open(path) as database:
+        from sidecar.ports.sqlite_key_scopes import MIGRATIONS as KEY_SCOPE_MIGRATIONS  # imports this module
+
+        async with SqliteDatabase.open(path, (*MIGRATIONS, *KEY_SCOPE_MIGRATIONS)) as database:
             yield cls(database)
 
     async def ping(self) -> None:
@@ -232,6 +234,19 @@ class SqliteKeyStore:
                     async with db.execute("SELECT rolled_to, revoked_at FROM api_keys WHERE id = ?", (old_id,)) as c:
                         raise roll_refused(old_id, await c.fetchone())
                 await db.execute(_INSERT, key_to_row(new))
+
+    async def set_key_scopes(self, key_id: str, scopes: Sequence[str]) -> None:
+        """Replace the key's rows in ``api_key_scopes`` (sidecar/ports/sqlite_key_scopes.py)."""
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._db.execute("DELETE FROM api_key_scopes WHERE key_id = ?", (key_id,))
+            await self._db.executemany(
+                "INSERT INTO api_key_scopes (key_id, scope) VALUES (?, ?)", [(key_id, s) for s in dict.fromkeys(scopes)]
+            )
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
 
     async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
         with _guarded():

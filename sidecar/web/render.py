@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sidecar.domain.rbac import Policy
+from sidecar.domain.rbac import Policy, matrix_json
 from sidecar.models import ApiKeyRecord, Page, Principal
 
 
@@ -61,9 +61,10 @@ def principal_json(principal: Principal, policy: Policy, *, with_matrix: bool = 
         "environment": principal.environment.value,
         "expires_at": iso(principal.expires_at),
     }
-    if with_matrix and policy.has_role(principal.role):
-        body["matrix"] = {
-            resource: {"actions": list(grant.actions), "ownership": grant.ownership}
-            for resource, grant in policy.model.roles[principal.role].matrix.items()
-        }
+    if with_matrix:
+        # the caller's effective row: its role's row as far as its scopes reach (restricted keys:
+        # the row their scopes describe), and whether it reaches beyond its own org
+        body["hasura_role"] = policy.hasura_role(principal.role)
+        body["matrix"] = matrix_json(policy.effective_row(principal.role, principal.scopes))
+        body["all_orgs"] = policy.all_orgs(principal.scopes)
     return body

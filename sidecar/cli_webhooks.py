@@ -1,0 +1,166 @@
+"""``sidecar webhooks``: sign and verify webhook bodies from scripts.
+
+The body is read from standard input, byte for byte; secrets come from ``--secret`` (repeatable:
+all of them sign, any of them verifies) or ``--secret-file`` (one per line).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from sidecar.domain import signatures
+from sidecar.domain.signatures import SignatureFormat
+from sidecar.errors import InvalidRequest, SignatureInvalid
+from sidecar.ports.clock import SystemClock
+
+FORMAT_OPTION = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in SignatureFormat]),
+    default=SignatureFormat.STATESET.value,
+    show_default=True,
+    help="stateset: Stateset-Signature t=,v1= (Stripe-compatible); standard: Standard Webhooks headers",
+)
+SECRET_OPTION = click.option(
+    "--secret", "secrets", multiple=True, help="a webhook secret (whsec_…); repeatable during a rotation"
+)
+SECRET_FILE_OPTION = click.option(
+    "--secret-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="read secrets from a file, one per line (keeps them out of the process list)",
+)
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="print JSON")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def read_secrets(secrets: Sequence[str], secret_file: Path | None) -> list[str]:
+    found = list(secrets)
+    if secret_file is not None:
+        found += [line.strip() for line in secret_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not found:
+        fail("give at least one --secret or --secret-file", code=2)
+    return found
+
+
+def read_body() -> bytes:
+    return sys.stdin.buffer.read()
+
+
+@click.group()
+def webhooks() -> None:
+    """Sign and verify webhook bodies; manage webhook endpoints."""
+
+
+@webhooks.command("sign")
+@SECRET_OPTION
+@SECRET_FILE_OPTION
+@click.option("--timestamp", type=click.IntRange(0), default=None, help="UNIX seconds (default: now)")
+@click.option("--id", "message_id", default=None, help="webhook-id for --format standard (default: generated)")
+@FORMAT_OPTION
+@JSON_OPTION
+def sign_command(
+    secrets: tuple[str, ...],
+    secret_file: Path | None,
+    timestamp: int | None,
+    message_id: str | None,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """Sign the body on standard input and print the signature header(s).
+
+    \b
+    Example:
+      echo -n '{"id":1}' | sidecar webhooks sign --secret whsec_…
+      Stateset-Signature: t=1767225600,v1=5257a8…
+    """
+    keys = read_secrets(secrets, secret_file)
+    stamp = int(SystemClock().now().timestamp()) if timestamp is None else timestamp
+    try:
+        headers = signatures.sign(
+            SignatureFormat(fmt),
+            read_body(),
+            keys,
+            timestamp=stamp,
+            message_id=message_id or signatures.new_message_id(),
+        )
+    except InvalidRequest as exc:
+        fail(exc.message, code=2)
+    if as_json:
+        click.echo(json.dumps(headers, indent=2))
+    else:
+        click.echo("\n".join(f"{name}: {value}" for name, value in headers.items()))
+
+
+def parse_headers(raw: Sequence[str], fmt: SignatureFormat) -> dict[str, str]:
+    """``Name: value`` pairs; for the stateset format a bare value is the Stateset-Signature."""
+    headers: dict[str, str] = {}
+    for item in raw:
+        name, colon, value = item.partition(":")
+        if colon and name.strip() and " " not in name.strip() and "=" not in name:
+            headers[name.strip()] = value.strip()
+        elif fmt is SignatureFormat.STATESET:
+            headers[signatures.STATESET_HEADER] = item.strip()
+        else:
+            fail(f"--header must be 'Name: value', got {item[:40]!r}", code=2)
+    return headers
+
+
+@webhooks.command("verify")
+@SECRET_OPTION
+@SECRET_FILE_OPTION
+@click.option(
+    "--header",
+    "raw_headers",
+    multiple=True,
+    help="'Name: value' (repeatable); with --format stateset the bare header value also works",
+)
+@click.option("--tolerance", type=click.IntRange(0), default=signatures.DEFAULT_TOLERANCE_S, show_default=True)
+@click.option("--now", "now_ts", type=click.IntRange(0), default=None, help="check as of these UNIX seconds")
+@FORMAT_OPTION
+@JSON_OPTION
+def verify_command(
+    secrets: tuple[str, ...],
+    secret_file: Path | None,
+    raw_headers: tuple[str, ...],
+    tolerance: int,
+    now_ts: int | None,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """Verify the body on standard input; exit 0 if valid, 1 with the reason if not.
+
+    \b
+    Example:
+      sidecar webhooks verify --secret whsec_… --header "$SIG" < body.json
+    """
+    keys = read_secrets(secrets, secret_file)
+    sig_format = SignatureFormat(fmt)
+    headers = parse_headers(raw_headers, sig_format)
+    now = SystemClock().now() if now_ts is None else datetime.fromtimestamp(now_ts, UTC)
+    result: dict[str, Any]
+    try:
+        verified = signatures.verify(sig_format, read_body(), headers, keys, now=now, tolerance_s=tolerance)
+    except SignatureInvalid as exc:
+        result = {"valid": False, "reason": exc.reason, "message": exc.message}
+    except InvalidRequest as exc:
+        fail(exc.message, code=2)
+    else:
+        result = {"valid": True, "timestamp": verified.timestamp, "webhook_id": verified.message_id}
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    elif result["valid"]:
+        click.echo(f"valid (signed at {result['timestamp']})")
+    else:
+        click.echo(f"invalid: {result['reason']}: {result['message']}", err=True)
+    sys.exit(0 if result["valid"] else 1)

@@ -1,0 +1,41 @@
+"""Verifying incoming signed webhooks: the signature check plus replay refusal."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sidecar.domain import signatures
+from sidecar.domain.signatures import SignatureFormat, Verified
+from sidecar.errors import SignatureInvalid
+from sidecar.ports import Clock, ReplayGuard
+
+#: Remember a signature a little past the tolerance so clock skew between calls cannot reopen it.
+REPLAY_MARGIN_S = 5
+
+
+class WebhookVerifier:
+    """Accepts a signed delivery once: a verified signature (or message id) is remembered until its
+    timestamp leaves the tolerance window, and a second delivery of it is ``replayed``."""
+
+    def __init__(
+        self,
+        secrets: Sequence[str],
+        clock: Clock,
+        guard: ReplayGuard,
+        *,
+        fmt: SignatureFormat = SignatureFormat.STATESET,
+        tolerance_s: int = signatures.DEFAULT_TOLERANCE_S,
+    ) -> None:
+        self._secrets = tuple(secrets)
+        self._clock = clock
+        self._guard = guard
+        self._format = fmt
+        self._tolerance = tolerance_s
+
+    async def verify(self, body: bytes, headers: Mapping[str, str]) -> Verified:
+        now = self._clock.now()
+        verified = signatures.verify(self._format, body, headers, self._secrets, now=now, tolerance_s=self._tolerance)
+        ttl = verified.timestamp + self._tolerance - now.timestamp() + REPLAY_MARGIN_S
+        if not await self._guard.first_use(verified.replay_key, ttl):
+            raise SignatureInvalid("this webhook delivery was already accepted once", reason="replayed")
+        return verified

