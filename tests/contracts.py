@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,8 +63,15 @@ async def list_all(store: KeyStore, *, limit: int, **filters: Any) -> list[list[
         after = page.data[-1].id
 
 
+ScopeReader = Callable[[str], Awaitable[set[str]]]
+
+
 class KeyStoreContract:
-    """What every ``KeyStore`` adapter must do. Subclasses provide a fresh, empty ``store``."""
+    """What every ``KeyStore`` adapter must do.
+
+    Subclasses provide a fresh, empty ``store`` (with every migration the app runs) and
+    ``key_scopes``: a reader of the key-scope table, which Hasura reads and the protocol only writes.
+    """
 
     # --- insert and look up ------------------------------------------------------------------
 
@@ -312,3 +320,22 @@ class KeyStoreContract:
         await store.touch_keys({r.id: T0 + timedelta(seconds=n) for n, r in enumerate(records)})
         page = await store.list_keys(org_id=None, key_type=None, limit=100, starting_after=None)
         assert all(r.last_used_at == T0 + timedelta(seconds=int(r.id[4:])) for r in page.data)
+
+    # --- the key-scope table -------------------------------------------------------------------
+
+    async def test_set_key_scopes_replaces_the_rows(self, store: KeyStore, key_scopes: ScopeReader) -> None:
+        await insert_all(store, [make_record(1), make_record(2)])
+        await store.set_key_scopes("key_000001", ["orders:read", "returns:*", "orders:read"])
+        await store.set_key_scopes("key_000002", ["inventory:read"])
+        assert await key_scopes("key_000001") == {"orders:read", "returns:*"}
+        await store.set_key_scopes("key_000001", ["customers:read"])
+        assert await key_scopes("key_000001") == {"customers:read"}
+        await store.set_key_scopes("key_000001", [])
+        assert await key_scopes("key_000001") == set()
+        assert await key_scopes("key_000002") == {"inventory:read"}
+
+    async def test_concurrent_scope_writes_leave_one_whole_set(self, store: KeyStore, key_scopes: ScopeReader) -> None:
+        await store.insert_key(make_record(1))
+        sets = [["orders:read", "orders:write"], ["returns:read"], ["inventory:read", "reports:read", "settings:read"]]
+        await asyncio.gather(*(store.set_key_scopes("key_000001", s) for s in sets))
+        assert await key_scopes("key_000001") in [set(s) for s in sets]

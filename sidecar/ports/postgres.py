@@ -240,6 +240,8 @@ class PostgresKeyStore:
     async def set_key_scopes(self, key_id: str, scopes: Sequence[str]) -> None:
         """Replace the key's rows in ``api_key_scopes`` (sidecar/ports/postgres_key_scopes.py)."""
         async with self._database.connection() as conn, conn.transaction():
+            # the key's row lock serialises writers, or two replacements could leave their union
+            await conn.execute("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE", key_id)
             await conn.execute("DELETE FROM api_key_scopes WHERE key_id = $1", key_id)
             await conn.executemany(
                 "INSERT INTO api_key_scopes (key_id, scope) VALUES ($1, $2)",

@@ -250,16 +250,13 @@ class SqliteKeyStore:
 
     async def set_key_scopes(self, key_id: str, scopes: Sequence[str]) -> None:
         """Replace the key's rows in ``api_key_scopes`` (sidecar/ports/sqlite_key_scopes.py)."""
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
-            await self._db.execute("DELETE FROM api_key_scopes WHERE key_id = ?", (key_id,))
-            await self._db.executemany(
-                "INSERT INTO api_key_scopes (key_id, scope) VALUES (?, ?)", [(key_id, s) for s in dict.fromkeys(scopes)]
-            )
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
+        with _guarded():
+            async with self._database.transaction() as db:
+                await db.execute("DELETE FROM api_key_scopes WHERE key_id = ?", (key_id,))
+                await db.executemany(
+                    "INSERT INTO api_key_scopes (key_id, scope) VALUES (?, ?)",
+                    [(key_id, s) for s in dict.fromkeys(scopes)],
+                )
 
     async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
         with _guarded():

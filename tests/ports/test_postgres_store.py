@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from sidecar.app import create_app, open_stores
+from sidecar.app import POSTGRES_MIGRATIONS, create_app, open_stores
 from sidecar.errors import Unavailable
 from sidecar.ports import KeyStore
 from sidecar.ports.clock import FrozenClock
@@ -23,15 +23,27 @@ from sidecar.ports.migrations import Migration
 from sidecar.ports.postgres import MIGRATIONS, PostgresDatabase, PostgresKeyStore
 from sidecar.settings import Settings
 from tests.conftest import Bootstrap, ClientFactory, bearer
-from tests.contracts import KeyStoreContract, make_record
+from tests.contracts import KeyStoreContract, ScopeReader, make_record
 from tests.ports.pgproxy import PgRelay
 
 
 class TestPostgresKeyStore(KeyStoreContract):
     @pytest.fixture
     async def store(self, pg_url: str) -> AsyncIterator[KeyStore]:
-        async with PostgresDatabase.open(pg_url, pool_size=4) as database:
+        async with PostgresDatabase.open(pg_url, POSTGRES_MIGRATIONS, pool_size=4) as database:
             yield PostgresKeyStore(database)
+
+    @pytest.fixture
+    def key_scopes(self, pg_url: str) -> ScopeReader:
+        async def read(key_id: str) -> set[str]:
+            conn = await asyncpg.connect(pg_url)
+            try:
+                rows = await conn.fetch("SELECT scope FROM api_key_scopes WHERE key_id = $1", key_id)
+            finally:
+                await conn.close()
+            return {r["scope"] for r in rows}
+
+        return read
 
 
 async def _terminate_other_backends(server_url: str) -> int:

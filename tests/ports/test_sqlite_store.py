@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from sidecar.app import SQLITE_MIGRATIONS
 from sidecar.errors import Unavailable
 from sidecar.ports import KeyStore
 from sidecar.ports.sqlite import MIGRATIONS, SqliteDatabase, SqliteKeyStore
-from tests.contracts import KeyStoreContract, make_record
+from tests.contracts import KeyStoreContract, ScopeReader, make_record
 
 
 class TestSqliteKeyStore(KeyStoreContract):
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[KeyStore]:
-        async with SqliteKeyStore.open(tmp_path / "keys.db") as store:
-            yield store
+        async with SqliteDatabase.open(tmp_path / "keys.db", SQLITE_MIGRATIONS) as db:
+            yield SqliteKeyStore(db)
+
+    @pytest.fixture
+    def key_scopes(self, tmp_path: Path) -> ScopeReader:
+        async def read(key_id: str) -> set[str]:
+            with closing(sqlite3.connect(tmp_path / "keys.db")) as db:
+                rows = db.execute("SELECT scope FROM api_key_scopes WHERE key_id = ?", (key_id,)).fetchall()
+            return {r[0] for r in rows}
+
+        return read
 
 
 async def test_three_connections_migrate_one_file_together(tmp_path: Path) -> None:
