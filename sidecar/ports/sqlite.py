@@ -14,7 +14,7 @@ import aiosqlite
 
 from sidecar.errors import Conflict, Unavailable
 from sidecar.models import ApiKeyRecord, KeyType, Page
-from sidecar.ports.migrations import Migration
+from sidecar.ports.migrations import Migration, pending
 from sidecar.ports.rows import KEY_COLUMNS, key_to_row, roll_refused, row_to_key, to_ts
 
 __all__ = ["MIGRATIONS", "Migration", "SqliteDatabase", "SqliteKeyStore"]
@@ -124,9 +124,7 @@ class SqliteDatabase:
         )
         async with db.execute("SELECT component, version FROM schema_migrations") as cur:
             done = {(row[0], row[1]) for row in await cur.fetchall()}
-        for migration in sorted(migrations, key=lambda m: (m.component, m.version)):
-            if (migration.component, migration.version) in done:
-                continue
+        for migration in pending(migrations, done):
             # re-check inside the write lock: another process may have migrated meanwhile
             async with (
                 self.transaction(),

@@ -185,3 +185,15 @@ async def test_the_app_answers_503_json_while_postgres_is_away(
 
     await relay.start()
     assert (await client.get("/v1/api_keys", headers=admin)).status == 200
+
+
+async def test_a_migration_listed_twice_runs_once(pg_url: str) -> None:
+    async with PostgresDatabase.open(pg_url, (*MIGRATIONS, *MIGRATIONS)) as db:
+        assert await PostgresKeyStore(db).count_keys() == 0
+
+
+async def test_two_different_migrations_with_one_version_are_refused(pg_url: str) -> None:
+    clash = Migration("api_keys", 1, "CREATE TABLE other (id TEXT)")
+    with pytest.raises(ValueError, match="api_keys version 1"):
+        async with PostgresDatabase.open(pg_url, (*MIGRATIONS, clash)):
+            pass

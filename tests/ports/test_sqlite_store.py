@@ -13,6 +13,7 @@ import pytest
 from sidecar.app import SQLITE_MIGRATIONS
 from sidecar.errors import Unavailable
 from sidecar.ports import KeyStore
+from sidecar.ports.migrations import Migration
 from sidecar.ports.sqlite import MIGRATIONS, SqliteDatabase, SqliteKeyStore
 from tests.contracts import KeyStoreContract, ScopeReader, make_record
 
@@ -58,3 +59,12 @@ async def test_a_closed_database_is_unavailable(tmp_path: Path) -> None:
     assert caught.value.reason == "store_unavailable"
     with pytest.raises(Unavailable):
         await store.ping()
+
+
+async def test_migrations_listed_twice_run_once_and_clashes_are_refused(tmp_path: Path) -> None:
+    async with SqliteDatabase.open(tmp_path / "k.db", (*SQLITE_MIGRATIONS, *SQLITE_MIGRATIONS)) as db:
+        assert await SqliteKeyStore(db).count_keys() == 0
+    clash = Migration("api_keys", 1, "CREATE TABLE other (id TEXT)")
+    with pytest.raises(ValueError, match="api_keys version 1"):
+        async with SqliteDatabase.open(tmp_path / "k2.db", (*MIGRATIONS, clash)):
+            pass
