@@ -13,20 +13,37 @@ from typing import Any
 
 from aiohttp import web
 
+from sidecar.domain import jwk
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
+from sidecar.domain.decision import Anonymous, CredentialAuthenticator, CredentialSources, Decider, PresentedCredential
 from sidecar.domain.keys import IssuedKey, KeyService
+from sidecar.domain.operations import OperationPolicy, OperationReader
 from sidecar.domain.rbac import Policy, RoleModel
+from sidecar.domain.signing_keys import KeyRing, RingTiming
 from sidecar.domain.tables import TableModel
+from sidecar.domain.tokens import TokenConfig, TokenService
 from sidecar.errors import ConfigError, SidecarError
-from sidecar.ports import Clock, KeyStore, SharedKeyCache, postgres, postgres_key_scopes, sqlite, sqlite_key_scopes
+from sidecar.ports import (
+    Clock,
+    KeyStore,
+    SecretSealer,
+    SharedKeyCache,
+    SigningKeyStore,
+    postgres,
+    postgres_key_scopes,
+    postgres_signing,
+    sqlite,
+    sqlite_key_scopes,
+    sqlite_signing,
+)
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
-from sidecar.redis_wiring import INVALIDATIONS, invalidations, open_redis
+from sidecar.redis_wiring import INVALIDATIONS, build_rate_limits, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model, load_table_model
-from sidecar.web import auth, dashboard, keys
+from sidecar.web import auth, dashboard, hasura, keys, ratelimit, tokens
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
 
@@ -35,9 +52,9 @@ BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_key_scopes.MIGRATIONS)
+SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_key_scopes.MIGRATIONS, *sqlite_signing.MIGRATIONS)
 #: The same for PostgreSQL-backed components.
-POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_key_scopes.MIGRATIONS)
+POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_key_scopes.MIGRATIONS, *postgres_signing.MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +62,7 @@ class Stores:
     """The durable stores of one database; components add theirs as fields."""
 
     keys: KeyStore
+    signing_keys: SigningKeyStore
 
 
 @asynccontextmanager
@@ -55,13 +73,13 @@ async def open_stores(url: str, *, pool_size: int = 10, timeout_s: float = 5.0) 
     """
     if url.startswith("sqlite:///"):
         async with sqlite.SqliteDatabase.open(Path(url.removeprefix("sqlite:///")), SQLITE_MIGRATIONS) as db:
-            yield Stores(keys=sqlite.SqliteKeyStore(db))
+            yield Stores(keys=sqlite.SqliteKeyStore(db), signing_keys=sqlite_signing.SqliteSigningKeyStore(db))
         return
     if url.startswith(("postgresql://", "postgres://")):
         async with postgres.PostgresDatabase.open(
             url, POSTGRES_MIGRATIONS, pool_size=pool_size, timeout_s=timeout_s
         ) as pg:
-            yield Stores(keys=postgres.PostgresKeyStore(pg))
+            yield Stores(keys=postgres.PostgresKeyStore(pg), signing_keys=postgres_signing.PostgresSigningKeyStore(pg))
         return
     raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
 
@@ -93,6 +111,75 @@ def build_key_service(
     return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id, shared=shared)
 
 
+def build_hasura_webhook(
+    settings: Settings, authenticator: Authenticator, policy: Policy, clock: Clock
+) -> hasura.HasuraWebhook:
+    """The webhook's pipeline: a presented credential (API key, session JWT), then anonymous."""
+    s = settings.hasura_webhook
+    steps: list[CredentialAuthenticator] = [PresentedCredential(authenticator)]
+    if s.anonymous:
+        role = s.anonymous_role
+        steps.append(Anonymous(role, policy.role_scopes(role) if policy.has_role(role) else ()))
+    operations = None
+    if s.operation_checks:
+        subscribers = frozenset(s.subscription_roles) if s.subscription_roles is not None else None
+        operations = OperationPolicy(
+            OperationReader(max_entries=s.operation_cache_entries), subscription_roles=subscribers
+        )
+    decider = Decider(steps, clock, operations=operations, max_cache_age_s=s.max_cache_age_s)
+    sources = CredentialSources(header=s.credential_header, cookie=s.credential_cookie)
+    return hasura.HasuraWebhook(decider, sources, s.max_body_bytes)
+
+
+def build_key_ring(settings: Settings, store: SigningKeyStore, clock: Clock, sealer: SecretSealer) -> KeyRing:
+    """The signing keys: the HS256 secret, PEM files (newest signs), or generated into the store."""
+    conf = settings.jwt
+    timing = RingTiming(
+        max_token_ttl_s=conf.ttl_s,
+        clock_skew_s=conf.clock_skew_s,
+        jwks_max_age_s=conf.jwks_max_age_s,
+        reload_s=conf.ring_reload_s,
+    )
+    if conf.algorithm == "HS256":
+        assert conf.hs256_secret is not None  # JwtSettings checks it
+        secret = jwk.hmac_secret(conf.hs256_secret.get_secret_value().encode())
+        return KeyRing(clock, timing, algorithm="HS256", fixed=[secret])
+    if conf.key_files:
+        return KeyRing(clock, timing, algorithm=conf.algorithm, fixed=[_read_pem(path) for path in conf.key_files])
+    return KeyRing(clock, timing, algorithm=conf.algorithm, store=store, sealer=sealer)
+
+
+def _read_pem(path: Path) -> jwk.KeyMaterial:
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"SIDECAR_JWT__KEY_FILES: cannot read {path}: {exc.strerror}") from None
+    return jwk.asymmetric(jwk.from_pem(pem, where=str(path)))
+
+
+def build_token_service(settings: Settings, ring: KeyRing, clock: Clock, policy: Policy) -> TokenService:
+    conf = settings.jwt
+    config = TokenConfig(
+        issuer=settings.jwt_issuer(),
+        audience=conf.audience,
+        ttl_s=conf.ttl_s,
+        claims_namespace=conf.claims_namespace,
+        claims_format=conf.claims_format,
+        iat_backdate_s=conf.iat_backdate_s,
+        clock_skew_s=conf.clock_skew_s,
+    )
+    return TokenService(ring, clock, policy, config)
+
+
+async def _reload_ring_forever(ring: KeyRing, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await ring.reload()
+        except Exception:
+            log.exception("could not reload the signing keys; will retry")
+
+
 async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
@@ -122,27 +209,38 @@ def create_app(
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
             key_service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
+            ring = build_key_ring(settings, stores.signing_keys, clock, sealer)
+            await ring.start()
+            token_service = build_token_service(settings, ring, clock, policy)
+            authenticator = Authenticator(key_service, token_service)
             app[SERVICES] = Services(
                 keys=key_service,
                 policy=policy,
-                authenticator=Authenticator(key_service),
+                authenticator=authenticator,
                 console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
                 tables=tables,
+                tokens=token_service,
+                signing_keys=ring,
+                public_url=settings.base_url(),
+                ratelimits=build_rate_limits(settings, redis, clock),
             )
+            app[hasura.HASURA_WEBHOOK] = build_hasura_webhook(settings, authenticator, policy, clock)
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
             if issued is not None and on_bootstrap is not None:
                 on_bootstrap(issued)
             flusher = asyncio.create_task(_flush_last_used_forever(key_service, settings.last_used_flush_s))
+            reloader = asyncio.create_task(_reload_ring_forever(ring, settings.jwt.ring_reload_s))
             try:
                 async with invalidations(redis, key_service) as listener:
                     if listener is not None:
                         app[INVALIDATIONS] = listener
                     yield
             finally:
-                flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await flusher
+                for task in (flusher, reloader):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 try:
                     await key_service.flush_last_used()
                 except SidecarError as exc:  # shutting down while the store is away: lose only timestamps
@@ -150,7 +248,8 @@ def create_app(
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.cleanup_ctx.append(resources)
+    app.on_response_prepare.append(ratelimit.add_headers)
     app[dashboard.TEMPLATES] = dashboard.make_templates()
-    for module in (auth, keys, dashboard):
+    for module in (auth, keys, dashboard, hasura, tokens):
         app.router.add_routes(module.routes)
     return app

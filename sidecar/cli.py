@@ -14,18 +14,21 @@ from typing import Any, TypeVar
 import click
 from aiohttp import web
 
-from sidecar.app import build_key_service, create_app, open_stores, store_options
+from sidecar.app import build_key_ring, build_key_service, build_sealer, create_app, open_stores, store_options
 from sidecar.cli_webhooks import webhooks
 from sidecar.domain import hasura_metadata as hasura_metadata_gen
 from sidecar.domain import keyformat
+from sidecar.domain.hasura_setup import JwtPublication, hasura_config
 from sidecar.domain.keys import IssuedKey, KeyService, NewKey
 from sidecar.domain.rbac import Policy
+from sidecar.domain.signing_keys import KeyRing
 from sidecar.errors import ConfigError, SidecarError, Unavailable
 from sidecar.models import Environment, KeyType
 from sidecar.ports.clock import SystemClock
 from sidecar.redis_wiring import open_redis
 from sidecar.settings import Settings, load_role_model, load_settings, load_table_model
 from sidecar.web.render import key_json
+from sidecar.web.tokens import signing_key_json
 
 T = TypeVar("T")
 #: The roles a secret key's prefix can name (CONTRACT.md's table).
@@ -309,7 +312,7 @@ def keys_generate(key_type: str, role: str, environment: str, as_json: bool) -> 
 
 @main.group()
 def hasura() -> None:
-    """Hasura integration: the permissions metadata that follows from roles.yaml and tables.yaml."""
+    """Hasura integration: permissions metadata (roles.yaml, tables.yaml) and the JWT/webhook settings."""
 
 
 @hasura.command("metadata")
@@ -373,6 +376,114 @@ def _write_metadata(root: Path, files: dict[str, str], scaffold: Mapping[str, st
 
 
 main.add_command(webhooks)
+
+
+def _run_with_ring(settings: Settings, action: Callable[[KeyRing], Awaitable[T]]) -> T:
+    async def go() -> T:
+        async with open_stores(**store_options(settings)) as stores:
+            ring = build_key_ring(settings, stores.signing_keys, SystemClock(), build_sealer(settings))
+            await ring.reload()
+            return await action(ring)
+
+    try:
+        return asyncio.run(go())
+    except SidecarError as exc:
+        _fail(exc.message)
+        raise  # unreachable: _fail exits
+
+
+def _human_signing_keys(keys: list[dict[str, Any]]) -> str:
+    rows = [
+        f"{k['kid']:44} {k['alg']:6} {k['state']:8} {k['source']:9} "
+        f"activates {k['activates_at'] or '-':25} retires {k['retires_at'] or '-'}"
+        for k in keys
+    ]
+    return "\n".join(rows) if rows else "no signing keys yet (the server creates the first one when it starts)"
+
+
+@main.group("signing-keys")
+def signing_keys() -> None:
+    """List and rotate the keys that sign session JWTs."""
+
+
+@signing_keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.pass_context
+def signing_keys_list(ctx: click.Context, as_json: bool) -> None:
+    """Every signing key with its state: next, current, previous or retired."""
+
+    async def action(ring: KeyRing) -> list[dict[str, Any]]:
+        return [signing_key_json(s) for s in reversed(ring.statuses())]
+
+    data = _run_with_ring(_settings(ctx), action)
+    _emit(data, as_json, lambda: _human_signing_keys(data))
+
+
+@signing_keys.command("rotate")
+@click.option(
+    "--immediately",
+    is_flag=True,
+    help="sign with the new key at once (for a compromised key; verifiers with a cached JWKS reject "
+    "new tokens until they refetch it)",
+)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.pass_context
+def signing_keys_rotate(ctx: click.Context, immediately: bool, as_json: bool) -> None:
+    """Add a next key: published now, signing once every JWKS cache has seen it."""
+
+    async def action(ring: KeyRing) -> dict[str, Any]:
+        return signing_key_json(await ring.rotate(immediate=immediately))
+
+    data = _run_with_ring(_settings(ctx), action)
+    _emit(
+        data,
+        as_json,
+        lambda: f"new signing key {data['kid']} ({data['alg']}), {data['state']}; signs from {data['activates_at']}",
+    )
+
+
+def jwt_publication(settings: Settings) -> JwtPublication:
+    conf = settings.jwt
+    return JwtPublication(
+        base_url=settings.base_url(),
+        issuer=settings.jwt_issuer(),
+        audience=conf.audience,
+        claims_namespace=conf.claims_namespace,
+        claims_format=conf.claims_format,
+        algorithm=conf.algorithm,
+        hs256_secret=conf.hs256_secret.get_secret_value() if conf.hs256_secret else None,
+    )
+
+
+@hasura.command("config")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.pass_context
+def hasura_config_command(ctx: click.Context, as_json: bool) -> None:
+    """HASURA_GRAPHQL_JWT_SECRET (v2), the AuthConfig (v3) and the webhook-mode settings.
+
+    URLs use SIDECAR_PUBLIC_URL: the address Hasura reaches the sidecar at.
+    """
+    data = hasura_config(jwt_publication(_settings(ctx)))
+
+    def human() -> str:
+        import yaml
+
+        jwt_v2 = data["jwt_mode"]["v2"]["HASURA_GRAPHQL_JWT_SECRET"]
+        hook = data["webhook_mode"]["v2"]
+        return "\n".join(
+            [
+                "# JWT mode, Hasura v2 (also set HASURA_GRAPHQL_ADMIN_SECRET):",
+                f"HASURA_GRAPHQL_JWT_SECRET='{jwt_v2}'",
+                "",
+                "# JWT mode, Hasura v3: globals/metadata/auth-config.hml",
+                yaml.safe_dump(data["jwt_mode"]["v3"], sort_keys=False).rstrip(),
+                "",
+                "# Or webhook mode, Hasura v2 (instead of JWT mode; without HASURA_GRAPHQL_UNAUTHORIZED_ROLE):",
+                *(f"{name}={value}" for name, value in hook.items()),
+            ]
+        )
+
+    _emit(data, as_json, human)
 
 
 if __name__ == "__main__":  # pragma: no cover

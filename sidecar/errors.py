@@ -103,9 +103,22 @@ class RateLimited(SidecarError):
     status = 429
     default_reason = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: int, reason: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int,
+        reason: str | None = None,
+        limit: int | None = None,
+        remaining: int = 0,
+        reset: int | None = None,
+    ) -> None:
         super().__init__(message, reason=reason)
         self.retry_after = retry_after
+        #: for the ``RateLimit-Limit``/``-Remaining``/``-Reset`` headers, when known
+        self.limit = limit
+        self.remaining = remaining
+        self.reset = reset
 
 
 class Unavailable(SidecarError):

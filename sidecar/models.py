@@ -92,3 +92,15 @@ class Page(Generic[T]):
 
     data: list[T]
     has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyRecord:
+    """A stored signing key: its private half sealed (encrypted at rest), never in clear."""
+
+    kid: str
+    algorithm: str
+    private_sealed: str
+    created_at: datetime
+    #: when it starts signing; ``created_at`` plus the JWKS max-age for a rotation
+    activates_at: datetime

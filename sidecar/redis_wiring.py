@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sidecar.domain.keys import KeyService
+from sidecar.domain.ratelimits import RateLimitPolicy, RateLimitService
 from sidecar.ports import Clock
 from sidecar.ports.circuit import CircuitBreaker
+from sidecar.ports.ratelimit import Limit, MemoryRateLimiter, RateLimiter
 from sidecar.ports.redis_cache import InvalidationListener, RedisKeyCache
 from sidecar.ports.redis_client import RedisClient, RedisGuard, RedisOptions, connect
-from sidecar.settings import Settings
+from sidecar.ports.redis_ratelimit import RedisRateLimiter
+from sidecar.settings import RateLimitRule, Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,29 @@ class RedisTier:
     client: RedisClient
     guard: RedisGuard
     keys: RedisKeyCache
+
+
+def _limit(rule: RateLimitRule) -> Limit:
+    return Limit(requests=rule.requests, period_s=rule.per_s, burst=rule.burst or rule.requests)
+
+
+def build_rate_limits(settings: Settings, redis: RedisTier | None, clock: Clock) -> RateLimitService | None:
+    """The rate limiter: shared in Redis when configured (in-process while it is down), else in-process."""
+    rl = settings.rate_limit
+    if not rl.enabled:
+        return None
+    policy = RateLimitPolicy(
+        default=_limit(rl.default),
+        unauthenticated=_limit(rl.unauthenticated),
+        by_type={t: _limit(r) for t, r in rl.by_type.items()},
+        by_role={role: _limit(r) for role, r in rl.by_role.items()},
+        by_key={key_id: _limit(r) for key_id, r in rl.by_key.items()},
+    )
+    local = MemoryRateLimiter(clock)
+    limiter: RateLimiter = (
+        local if redis is None else RedisRateLimiter(redis.client, redis.guard, local, prefix=settings.redis.prefix)
+    )
+    return RateLimitService(limiter, policy, trusted_hops=rl.trusted_proxy_hops)
 
 
 #: The running invalidation listener of an app (absent without Redis); readiness and tests look at it.
@@ -62,13 +88,21 @@ async def invalidations(tier: RedisTier | None, keys: KeyService) -> AsyncIterat
     if tier is None:
         yield None
         return
-    listener = InvalidationListener(
-        tier.client, tier.keys.channel, on_message=keys.forget, on_subscribed=keys.forget_all
-    )
+    redelivery: set[asyncio.Task[int]] = set()
+
+    def subscribed() -> None:
+        keys.forget_all()  # messages may have been missed while we were not listening
+        tier.guard.breaker.success()  # the subscription itself is proof Redis answers again
+        task = asyncio.create_task(tier.keys.deliver_pending())  # and ours may not have gone out
+        redelivery.add(task)
+        task.add_done_callback(redelivery.discard)
+
+    listener = InvalidationListener(tier.client, tier.keys.channel, on_message=keys.forget, on_subscribed=subscribed)
     task = asyncio.create_task(listener.run(), name="sidecar-invalidations")
     try:
         yield listener
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (task, *redelivery):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running

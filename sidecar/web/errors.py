@@ -27,6 +27,10 @@ def error_response(error: SidecarError) -> web.Response:
     headers = {}
     if isinstance(error, RateLimited):
         headers["Retry-After"] = str(error.retry_after)
+        if error.limit is not None:
+            headers["RateLimit-Limit"] = str(error.limit)
+            headers["RateLimit-Remaining"] = str(error.remaining)
+            headers["RateLimit-Reset"] = str(error.reset if error.reset is not None else error.retry_after)
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="sidecar"'
     return web.json_response({"error": error.code, "message": error.message}, status=error.status, headers=headers)

@@ -9,8 +9,11 @@ from aiohttp import web
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.keys import KeyService
+from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy
+from sidecar.domain.signing_keys import KeyRing
 from sidecar.domain.tables import TableModel
+from sidecar.domain.tokens import TokenService
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +23,11 @@ class Services:
     authenticator: Authenticator
     console: ConsoleSessions
     tables: TableModel
+    tokens: TokenService
+    signing_keys: KeyRing
+    #: the URL Hasura and clients reach the sidecar at (discovery, jwks_uri)
+    public_url: str
+    ratelimits: RateLimitService | None = None
 
 
 SERVICES = web.AppKey("services", Services)

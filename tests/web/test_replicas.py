@@ -18,7 +18,7 @@ from sidecar.ports.clock import FrozenClock
 from sidecar.redis_wiring import INVALIDATIONS
 from sidecar.settings import Settings
 from tests.conftest import Bootstrap, bearer
-from tests.redis_fixtures import RedisProcess
+from tests.redis_fixtures import RedisProcess, TcpRelay
 
 Client = TestClient[Any, Any]
 ClientFactory = Callable[..., Awaitable[Client]]
@@ -179,3 +179,29 @@ async def test_the_cli_publishes_its_revocations_to_running_replicas(
     _out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert await seconds_until_denied(server, created["key"]) < PROPAGATION_BOUND_S
+
+
+async def test_a_revoke_made_while_cut_off_from_redis_reaches_the_others_when_the_link_heals(
+    aiohttp_client: ClientFactory, tmp_path: Path, redis_url: str
+) -> None:
+    port = int(redis_url.rsplit(":", 1)[1])
+    relay = TcpRelay(port)
+    await relay.start()
+    bootstrap = Bootstrap()
+    a = await aiohttp_client(create_app(replica_settings(tmp_path, relay.url), on_bootstrap=bootstrap))
+    b = await aiohttp_client(create_app(replica_settings(tmp_path, redis_url), on_bootstrap=bootstrap))
+    admin = bootstrap.key
+    await wait_subscribed(a)
+    await wait_subscribed(b)
+    created = await new_key(a, admin)
+    assert await status_of(b, created["key"]) == 200
+
+    await relay.cut()  # only A loses Redis
+    await wait_subscribed(a, subscribed=False)
+    assert (await a.delete(f"/v1/api_keys/{created['id']}", headers=bearer(admin))).status == 200
+    assert await status_of(b, created["key"]) == 200  # B cannot know yet: its cache holds the key for an hour
+
+    await relay.start()
+    await wait_subscribed(a)
+    assert await seconds_until_denied(b, created["key"]) < PROPAGATION_BOUND_S
+    await relay.cut()

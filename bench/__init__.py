@@ -1,0 +1,1 @@
+"""Benchmarks: same-run ratios against a bare aiohttp handler or an in-process reference (``make bench``)."""

@@ -1,0 +1,247 @@
+"""The Hasura webhook decision: credentials → principal → role → operation check → session.
+
+Authenticators run in order; each either decides (a principal, or a 401-class error) or says it
+is not responsible. A credential that was presented but is bad is a 401 and never falls through
+to anonymous access (hasura-contract.md §4.2).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sidecar.domain import hasura_session
+from sidecar.domain.authn import Authenticator
+from sidecar.domain.operations import OperationPolicy
+from sidecar.errors import SidecarError, Unauthorized
+from sidecar.models import CredentialType, Environment, Principal
+from sidecar.ports import Clock
+
+#: ``request`` absent from the body (GET mode, send-body off, Hasura v3): nothing to check.
+NOT_SENT: object = object()
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialSources:
+    """Where a browser client may put its credential besides ``Authorization: Bearer``."""
+
+    header: str | None = None
+    cookie: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the client presented, parsed from its headers (names in any case)."""
+
+    credential: str | None = None
+    #: Something was presented that is not a usable credential (e.g. ``Authorization: Basic …``).
+    malformed: bool = False
+    requested_role: str | None = None
+
+    @property
+    def presented(self) -> bool:
+        return self.credential is not None or self.malformed
+
+    @classmethod
+    def from_headers(cls, headers: HeaderLookup, sources: CredentialSources) -> Credentials:
+        """Parse the client's headers (looked up case-insensitively).
+
+        Precedence: ``Authorization``, then the custom header, then the cookie; the first one
+        present decides. A header sent twice with different values is ambiguous: malformed.
+        """
+        raw_role, role_ambiguous = _single(headers, "x-hasura-role")
+        role = raw_role.strip() or None
+        if role_ambiguous:
+            return cls(malformed=True, requested_role=role)
+        for name in ("authorization", sources.header):
+            if name is None:
+                continue
+            raw, ambiguous = _single(headers, name)
+            raw = raw.strip()
+            if not raw:
+                continue
+            credential = None if ambiguous else _bearer(raw) if name == "authorization" else _bare(raw)
+            return cls(credential=credential, malformed=credential is None, requested_role=role)
+        if sources.cookie:
+            cookies = headers.getall("cookie", _NONE)  # HTTP/2 may split cookies over several headers
+            value = _cookie("; ".join(cookies), sources.cookie) if cookies else None
+            if value is not None:
+                return cls(credential=value or None, malformed=not value, requested_role=role)
+        return cls(requested_role=role)
+
+
+class HeaderLookup(Protocol):
+    """Case-insensitive access to every value of a header (aiohttp's headers, ``FoldedHeaders``)."""
+
+    def getall(self, key: str, default: list[str], /) -> list[str]: ...
+
+
+class FoldedHeaders:
+    """A POST body's ``headers`` object as a ``HeaderLookup``: names in any case, string values only.
+
+    Names differing only in case (``Authorization`` and ``authorization``) count as one header
+    sent twice.
+    """
+
+    def __init__(self, headers: Mapping[str, object]) -> None:
+        self._values: dict[str, list[str]] = {}
+        for name, value in headers.items():
+            if isinstance(value, str):
+                self._values.setdefault(name.lower(), []).append(value)
+
+    def getall(self, key: str, default: list[str], /) -> list[str]:
+        return self._values.get(key.lower(), default)
+
+
+_NONE: list[str] = []
+
+
+def _single(headers: HeaderLookup, name: str) -> tuple[str, bool]:
+    """The header's value ("" when absent), and whether it was sent twice with different values."""
+    values = headers.getall(name, _NONE)
+    if not values:
+        return "", False
+    first = values[0]
+    return first, any(v != first for v in values)
+
+
+def _bearer(value: str) -> str | None:
+    scheme, _, credential = value.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential or " " in credential:
+        return None
+    return credential
+
+
+def _bare(value: str) -> str | None:
+    return None if any(c.isspace() for c in value) else value
+
+
+def _cookie(header: str, name: str) -> str | None:
+    """The first cookie called ``name`` in a ``Cookie`` header (RFC 6265 §5.4 puts the most specific first)."""
+    for part in header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value if " " not in value else ""
+    return None
+
+
+class NotResponsible(Exception):
+    """This authenticator does not handle these credentials; try the next one."""
+
+
+class CredentialAuthenticator(Protocol):
+    name: str
+
+    async def authenticate(self, creds: Credentials) -> Principal:
+        """A principal, or ``Unauthorized`` (decided), or ``NotResponsible`` (next one)."""
+        ...
+
+
+class PresentedCredential:
+    """API keys and session JWTs, routed by their shape by ``sidecar.domain.authn.Authenticator``."""
+
+    name = "credential"
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
+
+    async def authenticate(self, creds: Credentials) -> Principal:
+        if not creds.presented:
+            raise NotResponsible
+        if creds.credential is None:
+            raise Unauthorized("the credential is not in a form this service accepts", reason="credential_malformed")
+        return await self._authenticator.authenticate(creds.credential)
+
+
+class Anonymous:
+    """No credentials at all: the configured anonymous role (hasura-contract.md §4.2)."""
+
+    name = "anonymous"
+
+    def __init__(self, role: str, scopes: tuple[str, ...]) -> None:
+        self._principal = Principal(
+            credential_type=CredentialType.ANONYMOUS,
+            subject="anonymous",
+            org_id=None,
+            role=role,
+            allowed_roles=(role,),
+            scopes=scopes,
+            environment=Environment.LIVE,
+        )
+
+    async def authenticate(self, creds: Credentials) -> Principal:
+        if creds.presented:
+            raise NotResponsible
+        return self._principal
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An allowed request: who, as which role, and the exact body to send Hasura."""
+
+    principal: Principal
+    role: str
+    body: bytes
+
+
+def choose_role(principal: Principal, requested: str | None) -> str:
+    """The client's ``X-Hasura-Role`` if the principal holds it, else 401; absent: the default role.
+
+    Hasura never checks this header in webhook mode (§1.11), so this is the only check.
+    """
+    if requested is None:
+        return principal.role
+    if requested in principal.allowed_roles:
+        return requested
+    raise Unauthorized("this credential cannot act as the requested role", reason="role_not_allowed")
+
+
+class Decider:
+    """Runs the pipeline and counts every outcome by ``(result, reason)``."""
+
+    def __init__(
+        self,
+        authenticators: Sequence[CredentialAuthenticator],
+        clock: Clock,
+        *,
+        operations: OperationPolicy | None,
+        max_cache_age_s: int,
+    ) -> None:
+        self._authenticators = tuple(authenticators)
+        self._clock = clock
+        self._operations = operations
+        self._max_age = max_cache_age_s
+        self._bodies = hasura_session.SessionBodies()
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+
+    async def decide(self, creds: Credentials, request: object = NOT_SENT) -> Decision:
+        """The decision, or ``Unauthorized`` (answer 401) or ``Unavailable`` (cannot decide)."""
+        try:
+            decision = await self._decide(creds, request)
+        except SidecarError as exc:
+            self.outcomes["deny" if exc.status == 401 else "error", exc.reason] += 1
+            raise
+        self.outcomes["allow", decision.principal.credential_type.value] += 1
+        return decision
+
+    async def _decide(self, creds: Credentials, request: object) -> Decision:
+        principal = await self._authenticate(creds)
+        role = choose_role(principal, creds.requested_role)
+        if self._operations is not None and request is not NOT_SENT:
+            self._operations.check(principal, role, request)
+        max_age = hasura_session.cache_max_age(self._clock.now(), principal.expires_at, self._max_age)
+        return Decision(principal, role, self._bodies.body(principal, role, max_age))
+
+    async def _authenticate(self, creds: Credentials) -> Principal:
+        for authenticator in self._authenticators:
+            try:
+                return await authenticator.authenticate(creds)
+            except NotResponsible:
+                continue
+        raise Unauthorized("no credentials: send an API key or token", reason="no_credentials")

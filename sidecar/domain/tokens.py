@@ -1,0 +1,261 @@
+"""Session JWTs: exchange an API key for a short-lived token Hasura verifies itself; verify ours.
+
+Claims follow CONTRACT.md "Session JWT" and shared/hasura-contract.md §3 and §5. Every time check
+uses the injected clock (pyjwt's own, which reads the wall clock, is switched off).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import jwt
+
+from sidecar.domain import scopes as scope_rules
+from sidecar.domain.hasura_claims import SessionClaims
+from sidecar.domain.rbac import Policy
+from sidecar.domain.signing_keys import KeyRing
+from sidecar.errors import Forbidden, InvalidToken, TokenExpired
+from sidecar.models import CredentialType, Environment, KeyType, Principal
+from sidecar.ports import Clock
+
+ClaimsFormat = Literal["json", "stringified_json"]
+_REQUIRED = ["exp", "iat", "sub", "iss", "jti"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenConfig:
+    issuer: str
+    audience: str | None
+    ttl_s: int
+    claims_namespace: str
+    claims_format: ClaimsFormat
+    iat_backdate_s: int
+    clock_skew_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    """What the caller asks for; every field may only narrow what the API key holds."""
+
+    role: str | None = None
+    permissions: tuple[str, ...] | None = None
+    ttl_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    token_id: str
+    expires_in: int
+    expires_at: datetime
+
+
+class TokenService:
+    def __init__(self, ring: KeyRing, clock: Clock, policy: Policy, config: TokenConfig) -> None:
+        self._ring = ring
+        self._clock = clock
+        self._policy = policy
+        self._config = config
+
+    @property
+    def config(self) -> TokenConfig:
+        return self._config
+
+    # --- issue --------------------------------------------------------------------------------
+
+    def exchange(self, principal: Principal, request: TokenRequest) -> IssuedToken:
+        """A session token for an API-key principal, narrowed as ``request`` asks."""
+        if principal.credential_type is not CredentialType.API_KEY:
+            raise Forbidden(
+                "a session token cannot be exchanged for another token; present an API key",
+                reason="token_exchange_requires_api_key",
+            )
+        role, allowed, granted = self._narrow(principal, request)
+        now = int(self._clock.now().timestamp())
+        ttl = self._ttl(request)
+        exp = now + ttl
+        if principal.expires_at is not None:
+            exp = min(exp, int(principal.expires_at.timestamp()))
+        token_id = "tok_" + secrets.token_urlsafe(18)
+        payload = self._payload(principal, role, allowed, granted, token_id, iat=now, exp=exp)
+        token = self._ring.view().signer.jws.sign(payload)
+        return IssuedToken(token, token_id, exp - now, datetime.fromtimestamp(exp, UTC))
+
+    def _narrow(self, principal: Principal, request: TokenRequest) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        role, allowed, granted = principal.role, principal.allowed_roles, principal.scopes
+        if principal.key_type is KeyType.PUBLISHABLE:
+            role, allowed = "anonymous", ("anonymous",)
+        if request.role is not None and request.role != role:
+            if request.role not in allowed or not self._policy.has_role(request.role):
+                raise Forbidden(f"this credential cannot act as role {request.role}", reason="role_escalation")
+            role = request.role
+            allowed = tuple(r for r in self._policy.acts_as(role) if r in allowed)
+            granted = tuple(s for s in self._policy.role_scopes(role) if scope_rules.allows(granted, s))
+        if request.permissions is not None:
+            self._policy.check_scopes_known(request.permissions)
+            missing = scope_rules.within(granted, request.permissions)
+            if missing:
+                raise Forbidden(
+                    f"this credential lacks the requested scope(s): {', '.join(missing)}", reason="scope_escalation"
+                )
+            granted = tuple(dict.fromkeys(request.permissions))
+        return role, tuple(dict.fromkeys((role, *allowed))), granted
+
+    def _ttl(self, request: TokenRequest) -> int:
+        if request.ttl_s is None:
+            return self._config.ttl_s
+        if request.ttl_s > self._config.ttl_s:
+            raise Forbidden(
+                f"ttl {request.ttl_s} is longer than the longest token lifetime, {self._config.ttl_s} seconds",
+                reason="ttl_too_long",
+            )
+        return request.ttl_s
+
+    def _payload(
+        self,
+        principal: Principal,
+        role: str,
+        allowed: tuple[str, ...],
+        granted: tuple[str, ...],
+        token_id: str,
+        *,
+        iat: int,
+        exp: int,
+    ) -> dict[str, Any]:
+        config = self._config
+        hasura = self._policy.hasura_role  # e.g. our admin is Hasura's org_admin, never Hasura's own admin
+        session = SessionClaims(
+            default_role=hasura(role),
+            allowed_roles=tuple(hasura(r) for r in allowed),
+            user_id=principal.user_id or principal.subject,
+            org_id=principal.org_id or "",
+            key_id=principal.key_id or "",
+            environment=principal.environment.value,
+            permissions=granted,
+            team_id=principal.team_id,
+        ).to_claims()
+        payload: dict[str, Any] = {
+            "sub": principal.subject,
+            "org_id": principal.org_id,
+            "role": role,
+            "permissions": list(granted),
+            "iat": iat - config.iat_backdate_s,
+            "exp": exp,
+            "iss": config.issuer,
+            "jti": token_id,
+            "key_id": principal.key_id,
+            "key_type": principal.key_type.value if principal.key_type else None,
+            "environment": principal.environment.value,
+            config.claims_namespace: json.dumps(session) if config.claims_format == "stringified_json" else session,
+        }
+        if config.audience is not None:
+            payload["aud"] = config.audience
+        if principal.team_id is not None:
+            payload["team_id"] = principal.team_id
+        if principal.user_id is not None:
+            payload["user_id"] = principal.user_id
+        return payload
+
+    # --- verify (the TokenVerifier protocol) --------------------------------------------------
+
+    async def verify(self, token: str) -> Principal:
+        return self.verify_now(token)
+
+    def verify_now(self, token: str) -> Principal:
+        payload = self._decode(token)
+        self._check_times(payload)
+        try:
+            return self._principal(payload)
+        except (KeyError, TypeError, ValueError):
+            raise InvalidToken("the token's claims are malformed", reason="token_claims_invalid") from None
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidToken("the token is malformed", reason="token_malformed") from None
+        kid = header.get("kid")
+        key = self._ring.view().verifiers.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken("the token was not signed by a published key", reason="token_unknown_kid")
+        if header.get("alg") != key.algorithm:
+            raise InvalidToken("the token's algorithm does not match its key", reason="token_alg_mismatch")
+        config = self._config
+        try:
+            return dict(
+                jwt.decode(
+                    token,
+                    key.verify_key,
+                    algorithms=[key.algorithm],
+                    audience=config.audience,
+                    issuer=config.issuer,
+                    options={
+                        "require": [*_REQUIRED, "aud"] if config.audience else _REQUIRED,
+                        "verify_exp": False,
+                        "verify_iat": False,
+                        "verify_nbf": False,
+                    },
+                )
+            )
+        except jwt.InvalidSignatureError:
+            raise InvalidToken("the token's signature is not valid", reason="token_bad_signature") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidToken("the token is not meant for this audience", reason="token_wrong_audience") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidToken("the token was issued by someone else", reason="token_wrong_issuer") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise InvalidToken(f"the token lacks the {exc.claim} claim", reason="token_missing_claim") from None
+        except jwt.PyJWTError:
+            raise InvalidToken("the token is not valid", reason="token_invalid") from None
+
+    def _check_times(self, payload: dict[str, Any]) -> None:
+        now = self._clock.now().timestamp()
+        skew = self._config.clock_skew_s
+        exp, iat, nbf = payload["exp"], payload["iat"], payload.get("nbf", 0)
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat, nbf)):
+            raise InvalidToken("the token's times are not numbers", reason="token_claims_invalid")
+        if now >= exp:
+            raise TokenExpired("the token has expired", reason="token_expired")
+        if iat > now + skew or nbf > now + skew:
+            raise InvalidToken("the token is not valid yet", reason="token_not_yet_valid")
+
+    def _principal(self, payload: dict[str, Any]) -> Principal:
+        session = payload[self._config.claims_namespace]
+        if isinstance(session, str):
+            session = json.loads(session)
+        ours = {self._policy.hasura_role(r): r for r in self._policy.model.roles}
+        allowed = [ours.get(r, r) if isinstance(r, str) else r for r in session["x-hasura-allowed-roles"]]
+        permissions = payload["permissions"]
+        sub, role = payload["sub"], payload["role"]
+        if not (_strings(allowed) and _strings(permissions) and isinstance(sub, str) and isinstance(role, str)):
+            raise ValueError("claim types")
+        key_type = payload.get("key_type")
+        return Principal(
+            credential_type=CredentialType.SESSION_JWT,
+            subject=sub,
+            org_id=_opt_str(payload.get("org_id")),
+            role=role,
+            allowed_roles=tuple(allowed),
+            scopes=tuple(permissions),
+            environment=Environment(payload.get("environment", "live")),
+            team_id=_opt_str(payload.get("team_id")),
+            user_id=_opt_str(payload.get("user_id")),
+            key_id=_opt_str(payload.get("key_id")),
+            key_type=KeyType(key_type) if key_type is not None else None,
+            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+            token_id=str(payload["jti"]),
+        )
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _opt_str(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError("expected a string")

@@ -1,0 +1,114 @@
+"""Session JWTs on the wire: token exchange, JWKS, discovery, and the signing-key admin API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from sidecar.domain.signing_keys import KeyStatus
+from sidecar.domain.tokens import TokenRequest
+from sidecar.web.auth import caller
+from sidecar.web.bodies import parse_body
+from sidecar.web.render import iso
+from sidecar.web.state import SERVICES
+
+routes = web.RouteTableDef()
+SIGNING_KEYS_SCOPE = "system:signing_keys"
+JWKS_PATH = "/.well-known/jwks.json"
+TOKEN_PATH = "/v1/auth/token"  # noqa: S105 - a URL path
+
+
+class TokenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    role: str | None = Field(None, min_length=1, max_length=64)
+    permissions: list[str] | None = Field(None, max_length=100)
+    ttl: int | None = Field(None, ge=1, description="seconds; at most the configured lifetime")
+
+    def to_request(self) -> TokenRequest:
+        permissions = None if self.permissions is None else tuple(self.permissions)
+        return TokenRequest(role=self.role, permissions=permissions, ttl_s=self.ttl)
+
+
+class RotateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    immediate: bool = False
+
+
+@routes.post(TOKEN_PATH)
+async def exchange_token(request: web.Request) -> web.Response:
+    principal = await caller(request)
+    body = await parse_body(request, TokenBody, optional=True) if request.can_read_body else TokenBody()
+    issued = request.app[SERVICES].tokens.exchange(principal, body.to_request())
+    return web.json_response(
+        {
+            "access_token": issued.token,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+            "expires_at": iso(issued.expires_at),
+        },
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+@routes.get(JWKS_PATH)
+async def jwks(request: web.Request) -> web.Response:
+    ring = request.app[SERVICES].signing_keys
+    return web.Response(
+        body=ring.view().jwks_body,
+        content_type="application/json",
+        headers={"Cache-Control": f"public, max-age={ring.timing.jwks_max_age_s}"},
+    )
+
+
+@routes.get("/.well-known/openid-configuration")
+async def discovery(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    base = services.public_url
+    algorithms = sorted({k.algorithm for k in services.signing_keys.view().verifiers.values()})
+    return web.json_response(
+        {
+            "issuer": services.tokens.config.issuer,
+            "jwks_uri": base + JWKS_PATH,
+            "token_endpoint": base + TOKEN_PATH,
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": algorithms,
+            "token_endpoint_auth_methods_supported": ["bearer"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "jti", "org_id", "role", "permissions"],
+        },
+        headers={"Cache-Control": f"public, max-age={services.signing_keys.timing.jwks_max_age_s}"},
+    )
+
+
+def signing_key_json(status: KeyStatus) -> dict[str, Any]:
+    key = status.key
+    return {
+        "object": "signing_key",
+        "kid": key.material.kid,
+        "alg": key.material.algorithm,
+        "state": status.state.value,
+        "source": key.source.value,
+        "published": key.material.public_jwk is not None and status.state.value != "retired",
+        "created_at": iso(key.created_at),
+        "activates_at": iso(key.activates_at),
+        "superseded_at": iso(status.superseded_at),
+        "retires_at": iso(status.retires_at),
+    }
+
+
+@routes.get("/v1/signing_keys")
+async def list_signing_keys(request: web.Request) -> web.Response:
+    await caller(request, scope=SIGNING_KEYS_SCOPE)
+    ring = request.app[SERVICES].signing_keys
+    await ring.reload()
+    statuses = ring.statuses()
+    return web.json_response({"object": "list", "data": [signing_key_json(s) for s in reversed(statuses)]})
+
+
+@routes.post("/v1/signing_keys/rotate")
+async def rotate_signing_key(request: web.Request) -> web.Response:
+    await caller(request, scope=SIGNING_KEYS_SCOPE)
+    body = await parse_body(request, RotateBody, optional=True)
+    status = await request.app[SERVICES].signing_keys.rotate(immediate=body.immediate)
+    return web.json_response(signing_key_json(status), status=201)

@@ -1,0 +1,207 @@
+"""Signing-key rotation as Hasura sees it: no token ever fails while keys come and go."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from sidecar.app import create_app
+from sidecar.domain import jwk
+from sidecar.ports.clock import FrozenClock
+from sidecar.settings import JwtSettings, Settings
+from sidecar.web.state import SERVICES
+from tests.conftest import Bootstrap, ClientFactory, bearer
+from tests.hasura_jwt_rules import HasuraRejects, JwksCache, check_v2, check_v3
+
+Client = TestClient[Any, Any]
+# max-age 300 + reload 30 + skew 60: a next key signs 390 s after a rotation
+ACTIVATION_DELAY = 390
+RETENTION = 3600 + 60
+
+
+async def exchange(client: Client, key: str) -> str:
+    resp = await client.post("/v1/auth/token", headers=bearer(key))
+    assert resp.status == 200, await resp.text()
+    return str((await resp.json())["access_token"])
+
+
+async def signing_keys(client: Client, admin_key: str) -> list[dict[str, Any]]:
+    resp = await client.get("/v1/signing_keys", headers=bearer(admin_key))
+    assert resp.status == 200, await resp.text()
+    return list((await resp.json())["data"])
+
+
+def states(keys: list[dict[str, Any]]) -> list[str]:
+    return [k["state"] for k in keys]
+
+
+async def test_rotation_never_breaks_a_verifier_that_honours_max_age(
+    client: Client, admin_key: str, clock: FrozenClock
+) -> None:
+    hasura = JwksCache(client)
+    issued: list[tuple[str, float]] = []  # (token, exp)
+    start = clock.now().timestamp()
+    signing_kids: list[str] = []
+    step = 150
+    for i in range(0, 9000 // step):
+        now = clock.now().timestamp()
+        if i in (2, 34):  # rotate at t=300 s, and again at t=5100 s (after the first finished)
+            resp = await client.post("/v1/signing_keys/rotate", headers=bearer(admin_key))
+            assert resp.status == 201, await resp.text()
+            rotated = await resp.json()
+            assert rotated["state"] == "next"
+        await hasura.refresh(now)
+        token = await exchange(client, admin_key)
+        issued.append((token, now + 3600))
+        kid = client.server.app[SERVICES].signing_keys.view().signer.kid
+        if not signing_kids or signing_kids[-1] != kid:
+            signing_kids.append(kid)
+        for old, exp in issued:
+            if now < exp:
+                session = check_v2(old, hasura, now=now)  # raises if Hasura would reject it
+                assert session["x-hasura-role"] == "super_admin"
+                check_v3(old, hasura, now=now, namespace="https://hasura.io/jwt/claims", audience="hasura")
+                assert (await client.get("/v1/auth/validate", headers=bearer(old))).status == 200
+        clock.advance(step)
+    assert len(signing_kids) == 3
+    assert hasura.fetches > 15  # refetched every max-age, as Hasura v2 does
+    keys = await signing_keys(client, admin_key)
+    assert states(keys) == ["current", "previous", "retired"]
+    elapsed = clock.now().timestamp() - start
+    assert elapsed > 5100 + ACTIVATION_DELAY
+
+
+async def test_rotation_timeline(client: Client, admin_key: str, clock: FrozenClock) -> None:
+    first = await signing_keys(client, admin_key)
+    assert states(first) == ["current"]
+    old_kid = first[0]["kid"]
+    resp = await client.post("/v1/signing_keys/rotate", headers=bearer(admin_key))
+    assert resp.status == 201
+    new = await resp.json()
+    jwks = await (await client.get("/.well-known/jwks.json")).json()
+    assert {k["kid"] for k in jwks["keys"]} == {old_kid, new["kid"]}  # published at once
+    assert client.server.app[SERVICES].signing_keys.view().signer.kid == old_kid  # but not signing yet
+    again = await client.post("/v1/signing_keys/rotate", headers=bearer(admin_key))
+    assert again.status == 409  # one rotation at a time
+    clock.advance(ACTIVATION_DELAY)
+    assert states(await signing_keys(client, admin_key)) == ["current", "previous"]
+    assert client.server.app[SERVICES].signing_keys.view().signer.kid == new["kid"]
+    clock.advance(RETENTION - 1)
+    assert len((await (await client.get("/.well-known/jwks.json")).json())["keys"]) == 2
+    clock.advance(1)
+    assert states(await signing_keys(client, admin_key)) == ["current", "retired"]
+    assert [k["kid"] for k in (await (await client.get("/.well-known/jwks.json")).json())["keys"]] == [new["kid"]]
+
+
+async def test_immediate_rotation_signs_at_once(client: Client, admin_key: str, clock: FrozenClock) -> None:
+    clock.advance(1)
+    resp = await client.post("/v1/signing_keys/rotate", json={"immediate": True}, headers=bearer(admin_key))
+    assert resp.status == 201
+    new = await resp.json()
+    assert new["state"] == "current"
+    assert client.server.app[SERVICES].signing_keys.view().signer.kid == new["kid"]
+
+
+async def test_signing_key_api_needs_the_system_scope(client: Client, admin_key: str) -> None:
+    created = await client.post("/v1/api_keys", json={"role": "admin"}, headers=bearer(admin_key))
+    admin = (await created.json())["key"]
+    for resp in (
+        await client.get("/v1/signing_keys", headers=bearer(admin)),
+        await client.post("/v1/signing_keys/rotate", headers=bearer(admin)),
+    ):
+        assert resp.status == 403
+        assert "system:signing_keys" in (await resp.json())["message"]
+    assert (await client.get("/v1/signing_keys")).status == 401
+    listed = await signing_keys(client, admin_key)
+    assert set(listed[0]) >= {"kid", "alg", "state", "activates_at", "retires_at"}
+    assert not any("sealed" in k or "private" in k for k in listed[0])
+
+
+async def test_replicas_share_keys_and_agree_on_rotation(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock
+) -> None:
+    await replicas_agree(aiohttp_client, make_settings(), clock)
+
+
+async def test_replicas_on_postgresql_agree(
+    pg_url: str, aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock
+) -> None:
+    """``pg_url`` comes first so its schema outlives the apps (fixtures tear down in reverse)."""
+    await replicas_agree(aiohttp_client, make_settings(database_url=pg_url), clock)
+
+
+async def replicas_agree(aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock) -> None:
+    boot = Bootstrap()
+    one = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=boot))
+    two = await aiohttp_client(create_app(settings, clock=clock))
+    ring_one = one.server.app[SERVICES].signing_keys
+    ring_two = two.server.app[SERVICES].signing_keys
+    assert ring_one.view().signer.kid == ring_two.view().signer.kid  # the first key is created once
+    token = await exchange(one, boot.key)
+    assert (await two.get("/v1/auth/validate", headers=bearer(token))).status == 200
+    resp = await one.post("/v1/signing_keys/rotate", headers=bearer(boot.key))
+    new_kid = (await resp.json())["kid"]
+    assert await ring_two.reload()  # the periodic reload
+    assert new_kid in ring_two.view().verifiers
+    clock.advance(ACTIVATION_DELAY)
+    assert ring_one.view().signer.kid == ring_two.view().signer.kid == new_kid
+    token = await exchange(two, boot.key)
+    assert (await one.get("/v1/auth/validate", headers=bearer(token))).status == 200
+
+
+async def test_keys_survive_a_restart_sealed(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock, tmp_path: Path
+) -> None:
+    boot = Bootstrap()
+    settings = make_settings()
+    first = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=boot))
+    token = await exchange(first, boot.key)
+    await first.close()
+    database = (tmp_path / "data" / "sidecar.db").read_bytes()
+    assert b"PRIVATE KEY" not in database
+    second = await aiohttp_client(create_app(settings, clock=clock))
+    assert (await second.get("/v1/auth/validate", headers=bearer(token))).status == 200
+
+
+async def test_algorithm_change_schedules_a_rotation(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock
+) -> None:
+    boot = Bootstrap()
+    first = await aiohttp_client(create_app(make_settings(), clock=clock, on_bootstrap=boot))
+    token = await exchange(first, boot.key)
+    await first.close()
+    second = await aiohttp_client(create_app(make_settings(jwt=JwtSettings(algorithm="EdDSA")), clock=clock))
+    ring = second.server.app[SERVICES].signing_keys
+    assert ring.view().signer.algorithm == "RS256"  # keeps signing until the EdDSA key may
+    assert (await second.get("/v1/auth/validate", headers=bearer(token))).status == 200
+    clock.advance(ACTIVATION_DELAY)
+    assert ring.view().signer.algorithm == "EdDSA"
+    assert (await second.get("/v1/auth/validate", headers=bearer(token))).status == 200
+
+
+async def test_pem_files_newest_signs_all_publish(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock, tmp_path: Path
+) -> None:
+    paths = []
+    for i, algorithm in enumerate(("RS256", "ES256")):
+        path = tmp_path / f"key{i}.pem"
+        path.write_bytes(jwk.to_pem(jwk.generate(algorithm)))
+        paths.append(path)
+    boot = Bootstrap()
+    jwt = JwtSettings(algorithm="ES256", key_files=tuple(paths))
+    client = await aiohttp_client(create_app(make_settings(jwt=jwt), clock=clock, on_bootstrap=boot))
+    jwks = JwksCache(client)
+    await jwks.refresh(clock.now().timestamp())
+    assert sorted(k["alg"] for k in jwks.keys["keys"]) == ["ES256", "RS256"]
+    token = await exchange(client, boot.key)
+    check_v2(token, jwks, now=clock.now().timestamp(), algorithm="ES256")
+    with pytest.raises(HasuraRejects):
+        check_v2(token, jwks, now=clock.now().timestamp(), algorithm="RS256")
+    resp = await client.post("/v1/signing_keys/rotate", headers=bearer(boot.key))
+    assert resp.status == 409
+    clock.advance(86_400 * 30)
+    assert len((await (await client.get("/.well-known/jwks.json")).json())["keys"]) == 2  # files never retire

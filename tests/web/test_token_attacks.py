@@ -1,0 +1,135 @@
+"""Forged and tampered tokens: every one is a 401, never a 500 and never accepted."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp.test_utils import TestClient
+from cryptography.hazmat.primitives import serialization
+
+from sidecar.domain import jwk
+from sidecar.ports.clock import FrozenClock
+from sidecar.web.state import SERVICES
+from tests.conftest import bearer
+
+Client = TestClient[Any, Any]
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def segments(header: dict[str, Any], payload: dict[str, Any]) -> str:
+    return b64(json.dumps(header).encode()) + "." + b64(json.dumps(payload).encode())
+
+
+async def genuine(client: Client, admin_key: str) -> str:
+    resp = await client.post("/v1/auth/token", headers=bearer(admin_key))
+    return str((await resp.json())["access_token"])
+
+
+def signer(client: Client) -> jwk.KeyMaterial:
+    return client.server.app[SERVICES].signing_keys.view().signer
+
+
+async def assert_rejected(client: Client, token: str, code: str = "INVALID_TOKEN") -> None:
+    resp = await client.get("/v1/auth/validate", headers=bearer(token))
+    assert resp.status == 401, await resp.text()
+    body = await resp.json()
+    assert body["error"] == code
+    assert token not in body["message"]
+
+
+async def test_alg_none_is_rejected(client: Client, admin_key: str) -> None:
+    claims = jwt.decode(await genuine(client, admin_key), options={"verify_signature": False})
+    kid = signer(client).kid
+    await assert_rejected(client, segments({"alg": "none", "typ": "JWT", "kid": kid}, claims) + ".")
+
+
+async def test_hs256_signed_with_the_rsa_public_key_is_rejected(client: Client, admin_key: str) -> None:
+    claims = jwt.decode(await genuine(client, admin_key), options={"verify_signature": False})
+    key = signer(client)
+    assert not isinstance(key.verify_key, bytes)
+    public_pem = key.verify_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signing_input = segments({"alg": "HS256", "typ": "JWT", "kid": key.kid}, claims)
+    mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+    await assert_rejected(client, signing_input + "." + b64(mac))
+
+
+async def test_unknown_kid_and_foreign_key_are_rejected(client: Client, admin_key: str) -> None:
+    claims = jwt.decode(await genuine(client, admin_key), options={"verify_signature": False})
+    attacker = jwk.asymmetric(jwk.generate("RS256"))
+    forged = jwt.encode(claims, attacker.sign_key, algorithm="RS256", headers={"kid": attacker.kid})
+    await assert_rejected(client, forged)
+    # our kid, but the attacker's key: the signature fails
+    same_kid = jwt.encode(claims, attacker.sign_key, algorithm="RS256", headers={"kid": signer(client).kid})
+    await assert_rejected(client, same_kid)
+    no_kid = jwt.encode(claims, attacker.sign_key, algorithm="RS256")
+    await assert_rejected(client, no_kid)
+
+
+@pytest.mark.parametrize("header", ["jku", "x5u"])
+async def test_jku_and_x5u_headers_are_ignored(client: Client, admin_key: str, header: str) -> None:
+    claims = jwt.decode(await genuine(client, admin_key), options={"verify_signature": False})
+    attacker = jwk.asymmetric(jwk.generate("RS256"))
+    headers = {"kid": signer(client).kid, header: "https://attacker.example/jwks.json"}
+    await assert_rejected(client, jwt.encode(claims, attacker.sign_key, algorithm="RS256", headers=headers))
+
+
+async def test_tampered_payload_is_rejected(client: Client, admin_key: str) -> None:
+    token = await genuine(client, admin_key)
+    head, _, sig = token.split(".")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    claims["role"] = "super_admin"
+    claims["permissions"] = ["admin", "system:signing_keys"]
+    await assert_rejected(client, head + "." + b64(json.dumps(claims).encode()) + "." + sig)
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"aud": "someone-else"}, "INVALID_TOKEN"),
+        ({"iss": "https://evil.example"}, "INVALID_TOKEN"),
+        ({"exp": None}, "INVALID_TOKEN"),
+        ({"sub": None}, "INVALID_TOKEN"),
+        ({"iat": None}, "INVALID_TOKEN"),
+        ({"aud": None}, "INVALID_TOKEN"),
+        ({"exp": "tomorrow"}, "INVALID_TOKEN"),
+        ({"permissions": "admin"}, "INVALID_TOKEN"),
+        ({"https://hasura.io/jwt/claims": None}, "INVALID_TOKEN"),
+        ({"iat": 2_000_000_000}, "INVALID_TOKEN"),
+        ({"exp": 1_000_000_000}, "TOKEN_EXPIRED"),
+    ],
+)
+async def test_claim_checks(client: Client, admin_key: str, change: dict[str, Any], code: str) -> None:
+    """Tokens signed with the real key but with a bad claim (as a key thief or a bug would mint)."""
+    claims = jwt.decode(await genuine(client, admin_key), options={"verify_signature": False})
+    for name, value in change.items():
+        if value is None:
+            del claims[name]
+        else:
+            claims[name] = value
+    key = signer(client)
+    token = jwt.encode(claims, key.sign_key, algorithm=key.algorithm, headers={"kid": key.kid})  # type: ignore[arg-type]
+    await assert_rejected(client, token, code)
+
+
+@pytest.mark.parametrize("garbage", ["a.b.c", "eyJhbGciOiJSUzI1NiJ9.e30.", "....", "x" * 5000 + ".a.b"])
+async def test_garbage_is_401_not_500(client: Client, garbage: str) -> None:
+    await assert_rejected(client, garbage)
+
+
+async def test_expiry_is_decided_by_the_injected_clock(client: Client, admin_key: str, clock: FrozenClock) -> None:
+    token = await genuine(client, admin_key)
+    clock.advance(3599)
+    assert (await client.get("/v1/auth/validate", headers=bearer(token))).status == 200
+    clock.advance(1)
+    await assert_rejected(client, token, "TOKEN_EXPIRED")
