@@ -315,7 +315,7 @@ class KeyStoreContract:
         assert loaded.last_used_at == T0
 
     async def test_touch_a_large_batch(self, store: KeyStore) -> None:
-        records = [make_record(n) for n in range(200)]
+        records = [make_record(n) for n in range(100)]
         await insert_all(store, records)
         await store.touch_keys({r.id: T0 + timedelta(seconds=n) for n, r in enumerate(records)})
         page = await store.list_keys(org_id=None, key_type=None, limit=100, starting_after=None)
