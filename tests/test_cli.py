@@ -482,7 +482,6 @@ async def test_serve_prints_the_bootstrap_key_and_serves_the_contract(serve: Cal
         assert (await bad.json())["error"] == "INVALID_REQUEST"
 
 
-
 @pytest.mark.parametrize(
     ("env", "named"),
     [
