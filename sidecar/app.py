@@ -23,19 +23,24 @@ from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.domain.signing_keys import KeyRing, RingTiming
 from sidecar.domain.tables import TableModel
 from sidecar.domain.tokens import TokenConfig, TokenService
+from sidecar.domain.webhook_endpoints import WebhookEndpointService
 from sidecar.errors import ConfigError, SidecarError
 from sidecar.ports import (
     Clock,
+    DeliveryStore,
     KeyStore,
     SecretSealer,
     SharedKeyCache,
     SigningKeyStore,
+    WebhookEndpointStore,
     postgres,
     postgres_key_scopes,
     postgres_signing,
+    postgres_webhooks,
     sqlite,
     sqlite_key_scopes,
     sqlite_signing,
+    sqlite_webhooks,
 )
 from sidecar.ports.clock import SystemClock
 from sidecar.ports.memory_cache import MemoryKeyCache
@@ -43,18 +48,29 @@ from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
 from sidecar.redis_wiring import INVALIDATIONS, build_rate_limits, invalidations, open_redis
 from sidecar.settings import Settings, load_role_model, load_table_model
-from sidecar.web import auth, dashboard, hasura, keys, ratelimit, tokens
+from sidecar.web import auth, dashboard, hasura, hasura_events, keys, ratelimit, tokens, webhook_endpoints
 from sidecar.web.errors import error_middleware
 from sidecar.web.state import SERVICES, Services
+from sidecar.webhook_wiring import open_delivery
 
 log = logging.getLogger("sidecar")
 BootstrapHook = Callable[[IssuedKey], None]
 
 
 #: Every SQLite-backed component's schema; components add their ``MIGRATIONS`` here.
-SQLITE_MIGRATIONS = (*sqlite.MIGRATIONS, *sqlite_key_scopes.MIGRATIONS, *sqlite_signing.MIGRATIONS)
+SQLITE_MIGRATIONS = (
+    *sqlite.MIGRATIONS,
+    *sqlite_key_scopes.MIGRATIONS,
+    *sqlite_signing.MIGRATIONS,
+    *sqlite_webhooks.MIGRATIONS,
+)
 #: The same for PostgreSQL-backed components.
-POSTGRES_MIGRATIONS = (*postgres.MIGRATIONS, *postgres_key_scopes.MIGRATIONS, *postgres_signing.MIGRATIONS)
+POSTGRES_MIGRATIONS = (
+    *postgres.MIGRATIONS,
+    *postgres_key_scopes.MIGRATIONS,
+    *postgres_signing.MIGRATIONS,
+    *postgres_webhooks.MIGRATIONS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,23 +79,44 @@ class Stores:
 
     keys: KeyStore
     signing_keys: SigningKeyStore
+    webhooks: WebhookEndpointStore
+    deliveries: DeliveryStore
 
 
 @asynccontextmanager
-async def open_stores(url: str, *, pool_size: int = 10, timeout_s: float = 5.0) -> AsyncIterator[Stores]:
-    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated.
+async def open_stores(
+    url: str,
+    *,
+    sealer: Sealer | None = None,
+    pool_size: int = 10,
+    timeout_s: float = 5.0,
+) -> AsyncIterator[Stores]:
+    """The stores for ``sqlite:///path`` or ``postgresql://…``, migrated. Without ``sealer`` the
+    webhook stores cannot read or write endpoint secrets (``ConfigError``); the rest works.
 
     ``pool_size`` and ``timeout_s`` apply to PostgreSQL (``SIDECAR_DATABASE_POOL_SIZE``/``_TIMEOUT_S``).
     """
     if url.startswith("sqlite:///"):
         async with sqlite.SqliteDatabase.open(Path(url.removeprefix("sqlite:///")), SQLITE_MIGRATIONS) as db:
-            yield Stores(keys=sqlite.SqliteKeyStore(db), signing_keys=sqlite_signing.SqliteSigningKeyStore(db))
+            webhooks = sqlite_webhooks.SqliteWebhookStore(db, sealer)
+            yield Stores(
+                keys=sqlite.SqliteKeyStore(db),
+                signing_keys=sqlite_signing.SqliteSigningKeyStore(db),
+                webhooks=webhooks,
+                deliveries=webhooks,
+            )
         return
     if url.startswith(("postgresql://", "postgres://")):
         async with postgres.PostgresDatabase.open(
             url, POSTGRES_MIGRATIONS, pool_size=pool_size, timeout_s=timeout_s
         ) as pg:
-            yield Stores(keys=postgres.PostgresKeyStore(pg), signing_keys=postgres_signing.PostgresSigningKeyStore(pg))
+            pg_webhooks = postgres_webhooks.PostgresWebhookStore(pg, sealer)
+            yield Stores(
+                keys=postgres.PostgresKeyStore(pg),
+                signing_keys=postgres_signing.PostgresSigningKeyStore(pg),
+                webhooks=pg_webhooks,
+                deliveries=pg_webhooks,
+            )
         return
     raise ConfigError(f"SIDECAR_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")
 
@@ -88,6 +125,7 @@ def store_options(settings: Settings) -> dict[str, Any]:
     """``open_stores`` arguments from the settings: ``open_stores(**store_options(settings))``."""
     return {
         "url": settings.store_url(),
+        "sealer": build_sealer(settings),
         "pool_size": settings.database_pool_size,
         "timeout_s": settings.database_timeout_s,
     }
@@ -180,6 +218,12 @@ async def _reload_ring_forever(ring: KeyRing, interval_s: float) -> None:
             log.exception("could not reload the signing keys; will retry")
 
 
+def build_webhook_endpoint_service(
+    settings: Settings, store: WebhookEndpointStore, clock: Clock
+) -> WebhookEndpointService:
+    return WebhookEndpointService(store, clock, default_roll_overlap_s=settings.webhook.roll_overlap_s)
+
+
 async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
@@ -207,7 +251,11 @@ def create_app(
 
     @asynccontextmanager
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
+        async with (
+            open_stores(**store_options(settings)) as stores,
+            open_redis(settings, clock) as redis,
+            open_delivery(settings, stores.webhooks, stores.deliveries, clock) as deliveries,
+        ):
             key_service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
             ring = build_key_ring(settings, stores.signing_keys, clock, sealer)
             await ring.start()
@@ -217,6 +265,8 @@ def create_app(
                 keys=key_service,
                 policy=policy,
                 authenticator=authenticator,
+                webhook_endpoints=build_webhook_endpoint_service(settings, stores.webhooks, clock),
+                deliveries=deliveries,
                 console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
                 tables=tables,
                 tokens=token_service,
@@ -250,6 +300,7 @@ def create_app(
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(ratelimit.add_headers)
     app[dashboard.TEMPLATES] = dashboard.make_templates()
-    for module in (auth, keys, dashboard, hasura, tokens):
+    app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header
+    for module in (auth, keys, dashboard, hasura, tokens, webhook_endpoints, hasura_events):
         app.router.add_routes(module.routes)
     return app

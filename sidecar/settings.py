@@ -73,6 +73,28 @@ class HasuraWebhookSettings(BaseModel):
         return value
 
 
+class WebhookSettings(BaseModel):
+    """Signed outgoing webhooks (``SIDECAR_WEBHOOK__*``)."""
+
+    model_config = ConfigDict(frozen=True)
+    tolerance_s: int = Field(300, ge=1, le=86_400, description="signature timestamp tolerance, both ways")
+    roll_overlap_s: int = Field(
+        86_400, ge=0, le=7 * 86_400, description="default time both secrets sign after a roll_secret"
+    )
+    replay_max_entries: int = Field(100_000, ge=1, description="bound on remembered signatures (in-process)")
+    hasura_events_secret: SecretStr | None = Field(
+        None, description="shared secret Hasura's event triggers send; POST /v1/hasura/events is off without it"
+    )
+    hasura_events_header: str = Field("X-Sidecar-Events-Secret", min_length=1, max_length=128)
+    deliver: bool = Field(True, description="run the delivery worker in this process")
+    delivery_timeout_s: float = Field(10.0, gt=0, le=300, description="per delivery attempt")
+    delivery_max_attempts: int = Field(8, ge=1, le=50)
+    delivery_backoff_base_s: float = Field(5.0, gt=0, description="first retry after about this long")
+    delivery_backoff_max_s: float = Field(3600.0, gt=0, description="retries never wait longer than this")
+    delivery_poll_interval_s: float = Field(1.0, gt=0, le=60, description="how often the outbox is checked")
+    delivery_batch_size: int = Field(20, ge=1, le=1000, description="deliveries attempted at once")
+
+
 class RedisSettings(BaseModel):
     """Redis, used when ``SIDECAR_REDIS_URL`` is set: shared key cache, invalidations, rate limits."""
 
@@ -182,6 +204,7 @@ class Settings(BaseSettings):
     dashboard_session_ttl_s: int = Field(1800, ge=60, le=86_400, description="dashboard sign-in lifetime")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     key_cache: KeyCacheSettings = KeyCacheSettings()
+    webhook: WebhookSettings = WebhookSettings()
     redis: RedisSettings = RedisSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     hasura_webhook: HasuraWebhookSettings = HasuraWebhookSettings()

@@ -110,3 +110,50 @@ def test_help(command: str) -> None:
     assert code == 0
     assert "--format" in out
     assert "--secret" in out
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+def cli(tmp_path: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["webhooks", "endpoints", *args], env={"SIDECAR_DATA_DIR": str(tmp_path)})
+    return result.exit_code, result.stdout + result.stderr
+
+
+def test_endpoints_create_list_roll_delete(tmp_path: Path) -> None:
+    code, out = cli(
+        tmp_path, "create", "--url", "https://example.com/h", "--event", "orders_insert", "--event", "public.orders"
+    )
+    assert code == 0, out
+    assert "whsec_" in out
+    assert "will not be shown again" in out
+    code, out = cli(tmp_path, "list", "--json")
+    assert code == 0
+    [endpoint] = json.loads(out)["data"]
+    assert endpoint["events"] == ["orders_insert", "public.orders"]
+    assert "whsec_" not in out
+    code, out = cli(tmp_path, "roll", endpoint["id"], "--expires-in", "60", "--json")
+    assert code == 0
+    rolled = json.loads(out)
+    assert rolled["secret"].startswith("whsec_")
+    assert len(rolled["secrets"]) == 2
+    code, out = cli(tmp_path, "delete", endpoint["id"])
+    assert code == 0
+    assert f"deleted {endpoint['id']}" in out
+    assert cli(tmp_path, "list")[1].strip() == "no webhook endpoints"
+    code, out = cli(tmp_path, "delete", endpoint["id"])
+    assert code == 1
+    assert "no webhook endpoint" in out
+
+
+def test_endpoints_create_refuses_a_bad_url(tmp_path: Path) -> None:
+    code, out = cli(tmp_path, "create", "--url", "ftp://example.com")
+    assert code == 1
+    assert "http or https" in out
+
+
+@pytest.mark.parametrize("command", ["create", "list", "roll", "delete"])
+def test_endpoints_help(tmp_path: Path, command: str) -> None:
+    code, out = cli(tmp_path, command, "--help")
+    assert code == 0
+    assert "--json" in out

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import hashlib
 import hmac
 import re
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sidecar.errors import InvalidRequest, SignatureInvalid
+from sidecar.webhook_models import SignatureFormat as SignatureFormat
 
 STATESET_HEADER = "Stateset-Signature"
 STANDARD_ID_HEADER = "webhook-id"
@@ -54,11 +54,6 @@ MAX_MESSAGE_ID_CHARS = 256
 _SEPARATORS = re.compile(r"[,\s]+")
 _TIMESTAMP = re.compile(r"[0-9]{1,15}")
 _MESSAGE_ID = re.compile(r"[\x21-\x7e]{1,256}")  # printable ASCII, no spaces
-
-
-class SignatureFormat(enum.StrEnum):
-    STATESET = "stateset"
-    STANDARD = "standard"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,12 @@ Adapters (``sqlite``, ``postgres``, ``memory_cache``, ``clock``) implement them;
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from sidecar.models import ApiKeyRecord, KeyType, Page, SigningKeyRecord
+from sidecar.webhook_models import Delivery, DeliveryAttempt, DeliveryStatus, EndpointSecret, WebhookEndpoint
 
 
 class Clock(Protocol):
@@ -117,6 +119,81 @@ class ReplayGuard(Protocol):
 
         Atomic: of two concurrent calls with the same key, exactly one gets ``True``.
         """
+        ...
+
+
+class WebhookEndpointStore(Protocol):
+    """Durable webhook endpoints with their secrets (kept sealed at rest by the adapter)."""
+
+    async def insert_endpoint(self, endpoint: WebhookEndpoint) -> None: ...
+
+    async def get_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None: ...
+
+    async def list_endpoints(self, *, limit: int, starting_after: str | None) -> Page[WebhookEndpoint]:
+        """Newest first; ``starting_after`` is the id of the last endpoint of the previous page."""
+        ...
+
+    async def list_enabled_endpoints(self) -> list[WebhookEndpoint]:
+        """Every enabled endpoint (the fan-out of one event)."""
+        ...
+
+    async def update_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        """Store the endpoint's url, events, format, enabled and description (not its secrets)."""
+        ...
+
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        """Remove the endpoint and its secrets; ``False`` if there was none."""
+        ...
+
+    async def roll_secret(self, endpoint_id: str, new: EndpointSecret, old_expire_at: datetime) -> None:
+        """Add ``new`` and make every current older secret expire by ``old_expire_at``, atomically;
+        secrets already expired are dropped."""
+        ...
+
+
+class DeliveryStore(Protocol):
+    """The durable outbox of webhook deliveries and their attempt log."""
+
+    async def enqueue(self, deliveries: Sequence[Delivery]) -> int:
+        """Insert the deliveries, skipping any (endpoint, event) already queued; how many were new."""
+        ...
+
+    async def claim_due(self, now: datetime, *, lease_until: datetime, limit: int) -> list[Delivery]:
+        """Pending deliveries due by ``now``, leased until ``lease_until`` so no other worker takes them."""
+        ...
+
+    async def record_attempt(
+        self,
+        attempt: DeliveryAttempt,
+        *,
+        status: DeliveryStatus,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        """Log the attempt and move the delivery on (retry at ``next_attempt_at``, delivered or failed)."""
+        ...
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None: ...
+
+    async def list_deliveries(self, endpoint_id: str, *, limit: int, starting_after: str | None) -> Page[Delivery]:
+        """An endpoint's deliveries, newest first."""
+        ...
+
+    async def list_attempts(self, delivery_ids: Sequence[str]) -> dict[str, list[DeliveryAttempt]]:
+        """The attempts of each delivery, in order."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What came back from POSTing a delivery: a status code, or the kind of failure."""
+
+    status_code: int | None
+    error: str | None = None
+
+
+class WebhookSender(Protocol):
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_s: float) -> SendResult:
+        """POST ``body``; never raises for network trouble (that is a ``SendResult`` with ``error``)."""
         ...
 
 

@@ -14,6 +14,8 @@ from sidecar.domain.rbac import Policy
 from sidecar.domain.signing_keys import KeyRing
 from sidecar.domain.tables import TableModel
 from sidecar.domain.tokens import TokenService
+from sidecar.domain.webhook_delivery import DeliveryService
+from sidecar.domain.webhook_endpoints import WebhookEndpointService
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,8 @@ class Services:
     keys: KeyService
     policy: Policy
     authenticator: Authenticator
+    webhook_endpoints: WebhookEndpointService
+    deliveries: DeliveryService
     console: ConsoleSessions
     tables: TableModel
     tokens: TokenService

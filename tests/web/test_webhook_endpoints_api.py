@@ -1,0 +1,158 @@
+"""``/v1/webhook_endpoints`` over real HTTP: secrets shown once, rolled with an overlap, admin only."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import stripe
+from aiohttp.test_utils import TestClient
+
+from sidecar.domain import signatures
+from sidecar.ports.clock import FrozenClock
+from sidecar.web.state import SERVICES
+from tests.conftest import bearer
+
+Client = TestClient[Any, Any]
+URL = "https://hooks.example.com/stateset"
+
+
+async def create(client: Client, key: str, **body: Any) -> dict[str, Any]:
+    resp = await client.post("/v1/webhook_endpoints", json={"url": URL, **body}, headers=bearer(key))
+    assert resp.status == 201, await resp.text()
+    return dict(await resp.json())
+
+
+async def test_create_shows_the_secret_once(client: Client, admin_key: str) -> None:
+    created = await create(client, admin_key, events=["orders_insert", "public.orders"], description="ERP")
+    secret = created["secret"]
+    assert secret.startswith("whsec_")
+    assert created["id"].startswith("we_")
+    assert created["events"] == ["orders_insert", "public.orders"]
+    assert created["format"] == "stateset"
+    assert created["enabled"] is True
+    assert len(created["secrets"]) == 1
+    shown = await client.get(f"/v1/webhook_endpoints/{created['id']}", headers=bearer(admin_key))
+    listed = await client.get("/v1/webhook_endpoints", headers=bearer(admin_key))
+    for resp in (shown, listed):
+        assert resp.status == 200
+        assert secret not in await resp.text()
+        assert secret.removeprefix("whsec_") not in await resp.text()
+    assert (await listed.json())["data"][0]["id"] == created["id"]
+
+
+async def test_list_pages_newest_first(client: Client, admin_key: str, clock: FrozenClock) -> None:
+    ids = []
+    for _ in range(3):
+        ids.append((await create(client, admin_key))["id"])
+        clock.advance(1)
+    first = await (await client.get("/v1/webhook_endpoints?limit=2", headers=bearer(admin_key))).json()
+    assert [e["id"] for e in first["data"]] == ids[::-1][:2]
+    assert first["has_more"] is True
+    rest = await client.get(f"/v1/webhook_endpoints?limit=2&starting_after={ids[1]}", headers=bearer(admin_key))
+    body = await rest.json()
+    assert [e["id"] for e in body["data"]] == [ids[0]]
+    assert body["has_more"] is False
+
+
+async def test_update_and_delete(client: Client, admin_key: str) -> None:
+    created = await create(client, admin_key)
+    path = f"/v1/webhook_endpoints/{created['id']}"
+    resp = await client.post(path, json={"enabled": False, "format": "standard"}, headers=bearer(admin_key))
+    assert resp.status == 200
+    assert (await resp.json())["enabled"] is False
+    assert (await resp.json())["format"] == "standard"
+    resp = await client.delete(path, headers=bearer(admin_key))
+    assert resp.status == 200
+    assert (await resp.json())["deleted"] is True
+    for method in (client.get, client.delete):
+        resp = await method(path, headers=bearer(admin_key))
+        assert resp.status == 404
+        assert (await resp.json())["error"] == "NOT_FOUND"
+
+
+async def test_roll_secret_both_sign_during_the_overlap(client: Client, admin_key: str, clock: FrozenClock) -> None:
+    created = await create(client, admin_key)
+    old = created["secret"]
+    resp = await client.post(
+        f"/v1/webhook_endpoints/{created['id']}/roll_secret", json={"expires_in": 3600}, headers=bearer(admin_key)
+    )
+    assert resp.status == 201
+    rolled = await resp.json()
+    new = rolled["secret"]
+    assert new != old
+    assert [s["expires_at"] is None for s in rolled["secrets"]] == [True, False]
+
+    service = client.app[SERVICES].webhook_endpoints
+    endpoint = await service.get(created["id"])
+    assert endpoint.signing_secrets(clock.now()) == (new, old)
+    body = b'{"event":{}}'
+    header = signatures.stateset_header(body, endpoint.signing_secrets(clock.now()), timestamp=int(time.time()))
+    assert header.count("v1=") == 2
+    for secret in (old, new):
+        assert stripe.WebhookSignature.verify_header(body, header, secret, tolerance=300)
+
+    clock.advance(3601)
+    assert endpoint.signing_secrets(clock.now()) == (new,)
+    shown = await client.get(f"/v1/webhook_endpoints/{created['id']}", headers=bearer(admin_key))
+    assert len((await shown.json())["secrets"]) == 1
+
+
+async def test_roll_without_overlap_retires_the_old_secret_at_once(
+    client: Client, admin_key: str, clock: FrozenClock
+) -> None:
+    created = await create(client, admin_key)
+    resp = await client.post(
+        f"/v1/webhook_endpoints/{created['id']}/roll_secret", json={"expires_in": 0}, headers=bearer(admin_key)
+    )
+    rolled = await resp.json()
+    endpoint = await client.app[SERVICES].webhook_endpoints.get(created["id"])
+    assert endpoint.signing_secrets(clock.now()) == (rolled["secret"],)
+
+
+async def test_default_overlap_is_a_day(client: Client, admin_key: str, clock: FrozenClock) -> None:
+    created = await create(client, admin_key)
+    resp = await client.post(f"/v1/webhook_endpoints/{created['id']}/roll_secret", headers=bearer(admin_key))
+    assert resp.status == 201
+    endpoint = await client.app[SERVICES].webhook_endpoints.get(created["id"])
+    clock.advance(86_399)
+    assert len(endpoint.signing_secrets(clock.now())) == 2
+    clock.advance(2)
+    assert len(endpoint.signing_secrets(clock.now())) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"url": "ftp://example.com/x"},
+        {"url": "not a url"},
+        {"url": "https://user:pw@example.com/"},
+        {"url": URL, "events": []},
+        {"url": URL, "events": ["drop table;"]},
+        {"url": URL, "format": "xml"},
+        {"url": URL, "secret": "whsec_mine"},
+    ],
+)
+async def test_bad_bodies_are_400(client: Client, admin_key: str, body: dict[str, Any]) -> None:
+    resp = await client.post("/v1/webhook_endpoints", json=body, headers=bearer(admin_key))
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "INVALID_REQUEST"
+
+
+async def test_bad_overlap_is_400(client: Client, admin_key: str) -> None:
+    created = await create(client, admin_key)
+    resp = await client.post(
+        f"/v1/webhook_endpoints/{created['id']}/roll_secret", json={"expires_in": -1}, headers=bearer(admin_key)
+    )
+    assert resp.status == 400
+
+
+async def test_admin_scope_is_required(client: Client, admin_key: str) -> None:
+    resp = await client.post("/v1/api_keys", json={"role": "operator"}, headers=bearer(admin_key))
+    operator = (await resp.json())["key"]
+    resp = await client.get("/v1/webhook_endpoints", headers=bearer(operator))
+    assert resp.status == 403
+    assert (await resp.json())["error"] == "INSUFFICIENT_PERMISSIONS"
+    resp = await client.post("/v1/webhook_endpoints", json={"url": URL})
+    assert resp.status == 401
