@@ -63,13 +63,14 @@ async def list_all(store: KeyStore, *, limit: int, **filters: Any) -> list[list[
         after = page.data[-1].id
 
 
-KeyScopesOf = Callable[[str], Awaitable[set[str]]]
+ScopeReader = Callable[[str], Awaitable[set[str]]]
 
 
 class KeyStoreContract:
-    """What every ``KeyStore`` adapter must do. Subclasses provide a fresh, empty ``store``, and
-    ``key_scopes_of``: the scopes its key-scope table (``api_key_scopes``) holds for a key id,
-    read the way Hasura reads them (straight from the database).
+    """What every ``KeyStore`` adapter must do.
+
+    Subclasses provide a fresh, empty ``store`` (with every migration the app runs) and
+    ``key_scopes``: a reader of the key-scope table, which Hasura reads and the protocol only writes.
     """
 
     # --- insert and look up ------------------------------------------------------------------
@@ -314,23 +315,27 @@ class KeyStoreContract:
         assert loaded.last_used_at == T0
 
     async def test_touch_a_large_batch(self, store: KeyStore) -> None:
-        records = [make_record(n) for n in range(200)]
+        records = [make_record(n) for n in range(100)]
         await insert_all(store, records)
         await store.touch_keys({r.id: T0 + timedelta(seconds=n) for n, r in enumerate(records)})
         page = await store.list_keys(org_id=None, key_type=None, limit=100, starting_after=None)
         assert all(r.last_used_at == T0 + timedelta(seconds=int(r.id[4:])) for r in page.data)
 
-    # --- the key-scope table ------------------------------------------------------------------
+    # --- the key-scope table -------------------------------------------------------------------
 
-    async def test_key_scopes_replace_a_keys_rows(self, store: KeyStore, key_scopes_of: KeyScopesOf) -> None:
-        await insert_all(store, [make_record(1, permissions=("orders:read",)), make_record(2)])
-        assert await key_scopes_of("key_000001") == set()
+    async def test_set_key_scopes_replaces_the_rows(self, store: KeyStore, key_scopes: ScopeReader) -> None:
+        await insert_all(store, [make_record(1), make_record(2)])
         await store.set_key_scopes("key_000001", ["orders:read", "returns:*", "orders:read"])
-        await store.set_key_scopes("key_000002", ["admin"])
-        assert await key_scopes_of("key_000001") == {"orders:read", "returns:*"}
+        await store.set_key_scopes("key_000002", ["inventory:read"])
+        assert await key_scopes("key_000001") == {"orders:read", "returns:*"}
         await store.set_key_scopes("key_000001", ["customers:read"])
-        assert await key_scopes_of("key_000001") == {"customers:read"}
-        assert await key_scopes_of("key_000002") == {"admin"}
+        assert await key_scopes("key_000001") == {"customers:read"}
         await store.set_key_scopes("key_000001", [])
-        assert await key_scopes_of("key_000001") == set()
-        assert await key_scopes_of("key_000002") == {"admin"}
+        assert await key_scopes("key_000001") == set()
+        assert await key_scopes("key_000002") == {"inventory:read"}
+
+    async def test_concurrent_scope_writes_leave_one_whole_set(self, store: KeyStore, key_scopes: ScopeReader) -> None:
+        await store.insert_key(make_record(1))
+        sets = [["orders:read", "orders:write"], ["returns:read"], ["inventory:read", "reports:read", "settings:read"]]
+        await asyncio.gather(*(store.set_key_scopes("key_000001", s) for s in sets))
+        assert await key_scopes("key_000001") in [set(s) for s in sets]

@@ -234,6 +234,12 @@ def test_an_unsupported_database_url_is_named(cli: Cli) -> None:
     assert_clean_failure(cli("keys", "list", SIDECAR_DATABASE_URL="mysql://db/keys"), mentions="SIDECAR_DATABASE_URL")
 
 
+def test_an_unreachable_database_is_one_line_not_a_traceback(cli: Cli, tmp_path: Path) -> None:
+    nowhere = f"postgresql://postgres@/postgres?host={tmp_path}"  # a socket directory with no server
+    result = cli("keys", "list", SIDECAR_DATABASE_URL=nowhere, SIDECAR_DATABASE_TIMEOUT_S="2")
+    assert_clean_failure(result, exit_code=1, mentions="database is unavailable")
+
+
 # --- list, show, revoke, roll, generate ----------------------------------------------------------
 
 
@@ -474,10 +480,6 @@ async def test_serve_prints_the_bootstrap_key_and_serves_the_contract(serve: Cal
         bad = await http.post("/v1/api_keys", data=b"{not json", headers=admin)
         assert bad.status == 400
         assert (await bad.json())["error"] == "INVALID_REQUEST"
-
-    async with serve() as again, aiohttp.ClientSession(again.url) as http:
-        assert KEY_RE.search("".join(again.stderr)) is None
-        assert (await http.get("/v1/auth/validate", headers=bearer(made["key"]))).status == 200
 
 
 @pytest.mark.parametrize(

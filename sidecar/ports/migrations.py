@@ -16,9 +16,15 @@ class Migration:
 
 
 def pending(migrations: Sequence[Migration], done: Iterable[tuple[str, int]]) -> list[Migration]:
-    """The migrations not yet applied, in (component, version) order."""
+    """The migrations not yet applied, in (component, version) order, each once.
+
+    A migration listed twice (say, by two wirings of one component) runs once; two different
+    migrations claiming one (component, version) are a programming error.
+    """
+    unique: dict[tuple[str, int], Migration] = {}
+    for migration in migrations:
+        key = (migration.component, migration.version)
+        if unique.setdefault(key, migration) != migration:
+            raise ValueError(f"two different migrations for {migration.component} version {migration.version}")
     applied = set(done)
-    return sorted(
-        (m for m in migrations if (m.component, m.version) not in applied),
-        key=lambda m: (m.component, m.version),
-    )
+    return [unique[key] for key in sorted(unique) if key not in applied]

@@ -59,6 +59,8 @@ KEY_STORE_MIGRATIONS: tuple[Migration, ...] = (*MIGRATIONS, *KEY_SCOPE_MIGRATION
 
 #: One lock id for "migrating this database", the same in every replica.
 MIGRATION_LOCK_ID = zlib.crc32(b"sidecar.schema_migrations")
+#: Migrations (and replicas queueing behind one) may take far longer than a request may.
+MIGRATION_TIMEOUT_S = 600.0
 
 #: What "the database cannot answer" looks like from asyncpg: the socket, a timeout, a dropped or
 #: refused connection (SQLSTATE class 08), shutdown/cancel (57) and exhausted resources (53).
@@ -136,7 +138,7 @@ class PostgresDatabase:
         done. Being transaction-scoped, it is released by commit or rollback, never leaked.
         """
         async with self.connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_ID)
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_ID, timeout=MIGRATION_TIMEOUT_S)
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " component TEXT NOT NULL, version INTEGER NOT NULL,"
@@ -145,7 +147,7 @@ class PostgresDatabase:
             )
             done = await conn.fetch("SELECT component, version FROM schema_migrations")
             for migration in pending(migrations, ((r["component"], r["version"]) for r in done)):
-                await conn.execute(migration.sql)
+                await conn.execute(migration.sql, timeout=MIGRATION_TIMEOUT_S)
                 await conn.execute(
                     "INSERT INTO schema_migrations (component, version) VALUES ($1, $2)",
                     migration.component,
@@ -242,6 +244,8 @@ class PostgresKeyStore:
     async def set_key_scopes(self, key_id: str, scopes: Sequence[str]) -> None:
         """Replace the key's rows in ``api_key_scopes`` (sidecar/ports/postgres_key_scopes.py)."""
         async with self._database.connection() as conn, conn.transaction():
+            # the key's row lock serialises writers, or two replacements could leave their union
+            await conn.execute("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE", key_id)
             await conn.execute("DELETE FROM api_key_scopes WHERE key_id = $1", key_id)
             await conn.executemany(
                 "INSERT INTO api_key_scopes (key_id, scope) VALUES ($1, $2)",

@@ -14,7 +14,7 @@ import aiosqlite
 
 from sidecar.errors import Conflict, Unavailable
 from sidecar.models import ApiKeyRecord, KeyType, Page
-from sidecar.ports.migrations import Migration
+from sidecar.ports.migrations import Migration, pending
 from sidecar.ports.rows import KEY_COLUMNS, key_to_row, roll_refused, row_to_key, to_ts
 from sidecar.ports.sqlite_key_scopes import MIGRATIONS as KEY_SCOPE_MIGRATIONS
 
@@ -61,6 +61,19 @@ _SELECT = f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys"  # noqa: S608 - fixed
 _INSERT = f"INSERT INTO api_keys ({', '.join(KEY_COLUMNS)}) VALUES ({', '.join('?' for _ in KEY_COLUMNS)})"  # noqa: S608
 
 
+async def _enable_wal(connection: aiosqlite.Connection, attempts: int = 50) -> None:
+    """Switch to WAL mode. When several processes open a new file at once the switch can fail with
+    'database is locked' without waiting for busy_timeout, so it is retried for a few seconds."""
+    for attempt in range(attempts):
+        try:
+            await connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.1)
+
+
 class SqliteDatabase:
     """One SQLite file (WAL mode) shared by every SQLite-backed store of the process.
 
@@ -81,8 +94,8 @@ class SqliteDatabase:
         connection = await aiosqlite.connect(path, isolation_level=None)
         try:
             connection.row_factory = aiosqlite.Row
-            await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA busy_timeout=5000")
+            await _enable_wal(connection)
             await connection.execute("PRAGMA foreign_keys=ON")
             database = cls(connection)
             await database.migrate(migrations)
@@ -117,9 +130,7 @@ class SqliteDatabase:
         )
         async with db.execute("SELECT component, version FROM schema_migrations") as cur:
             done = {(row[0], row[1]) for row in await cur.fetchall()}
-        for migration in sorted(migrations, key=lambda m: (m.component, m.version)):
-            if (migration.component, migration.version) in done:
-                continue
+        for migration in pending(migrations, done):
             # re-check inside the write lock: another process may have migrated meanwhile
             async with (
                 self.transaction(),

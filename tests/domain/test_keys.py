@@ -319,6 +319,18 @@ async def test_admin_cannot_grant_scopes_it_lacks(keys: KeyService, admin: Princ
     assert caught.value.reason == "scope_escalation"
 
 
+@pytest.mark.parametrize("scope", ["*:*", "*:read"])
+async def test_a_wildcard_an_admin_grants_does_not_reach_system_scopes(
+    keys: KeyService, admin: Principal, scope: str
+) -> None:
+    made = await keys.create(NewKey(type=KeyType.RESTRICTED, permissions=(scope,)), grantor=admin)
+    wild = await keys.authenticate(made.key)
+    with pytest.raises(Forbidden):
+        await keys.create(NewKey(org_id="org_b"), grantor=wild)
+    with pytest.raises(Forbidden):
+        await keys.list(viewer=wild, org_id="org_b", key_type=None, limit=10, starting_after=None)
+
+
 async def test_admin_can_grant_what_it_holds(keys: KeyService, admin: Principal) -> None:
     made = await keys.create(NewKey(type=KeyType.RESTRICTED, permissions=("orders:*", "admin")), grantor=admin)
     assert made.record.permissions == ("orders:*", "admin")

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from sidecar.app import create_app, open_stores
+from sidecar.app import POSTGRES_MIGRATIONS, create_app, open_stores
 from sidecar.errors import Unavailable
 from sidecar.ports import KeyStore
 from sidecar.ports.clock import FrozenClock
@@ -23,18 +23,18 @@ from sidecar.ports.migrations import Migration
 from sidecar.ports.postgres import MIGRATIONS, PostgresDatabase, PostgresKeyStore
 from sidecar.settings import Settings
 from tests.conftest import Bootstrap, ClientFactory, bearer
-from tests.contracts import KeyScopesOf, KeyStoreContract, make_record
+from tests.contracts import KeyStoreContract, ScopeReader, make_record
 from tests.ports.pgproxy import PgRelay
 
 
 class TestPostgresKeyStore(KeyStoreContract):
     @pytest.fixture
     async def store(self, pg_url: str) -> AsyncIterator[KeyStore]:
-        async with PostgresDatabase.open(pg_url, pool_size=4) as database:
+        async with PostgresDatabase.open(pg_url, POSTGRES_MIGRATIONS, pool_size=4) as database:
             yield PostgresKeyStore(database)
 
     @pytest.fixture
-    def key_scopes_of(self, pg_url: str) -> KeyScopesOf:
+    def key_scopes(self, pg_url: str) -> ScopeReader:
         async def read(key_id: str) -> set[str]:
             conn = await asyncpg.connect(pg_url)
             try:
@@ -75,6 +75,16 @@ async def test_replicas_starting_together_migrate_once(pg_url: str) -> None:
         assert [tuple(r) for r in rows] == [("api_keys", 1), ("widgets", 1), ("widgets", 2)]
     finally:
         await conn.close()
+
+
+async def test_migrations_may_outlast_the_request_timeout(pg_url: str) -> None:
+    slow = Migration("slow", 1, "SELECT pg_sleep(0.4)")
+
+    async def replica() -> None:
+        async with PostgresDatabase.open(pg_url, (*MIGRATIONS, slow), timeout_s=0.2):
+            pass
+
+    await asyncio.gather(replica(), replica())
 
 
 async def test_migrations_are_idempotent_and_keep_data(pg_url: str) -> None:
@@ -175,3 +185,15 @@ async def test_the_app_answers_503_json_while_postgres_is_away(
 
     await relay.start()
     assert (await client.get("/v1/api_keys", headers=admin)).status == 200
+
+
+async def test_a_migration_listed_twice_runs_once(pg_url: str) -> None:
+    async with PostgresDatabase.open(pg_url, (*MIGRATIONS, *MIGRATIONS)) as db:
+        assert await PostgresKeyStore(db).count_keys() == 0
+
+
+async def test_two_different_migrations_with_one_version_are_refused(pg_url: str) -> None:
+    clash = Migration("api_keys", 1, "CREATE TABLE other (id TEXT)")
+    with pytest.raises(ValueError, match="api_keys version 1"):
+        async with PostgresDatabase.open(pg_url, (*MIGRATIONS, clash)):
+            pass

@@ -5,27 +5,31 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from sidecar.app import SQLITE_MIGRATIONS
 from sidecar.errors import Unavailable
 from sidecar.ports import KeyStore
+from sidecar.ports.migrations import Migration
 from sidecar.ports.sqlite import MIGRATIONS, SqliteDatabase, SqliteKeyStore
-from tests.contracts import KeyScopesOf, KeyStoreContract, make_record
+from tests.contracts import KeyStoreContract, ScopeReader, make_record
 
 
 class TestSqliteKeyStore(KeyStoreContract):
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[KeyStore]:
-        async with SqliteKeyStore.open(tmp_path / "keys.db") as store:
-            yield store
+        async with SqliteDatabase.open(tmp_path / "keys.db", SQLITE_MIGRATIONS) as db:
+            yield SqliteKeyStore(db)
 
     @pytest.fixture
-    def key_scopes_of(self, tmp_path: Path) -> KeyScopesOf:
+    def key_scopes(self, tmp_path: Path) -> ScopeReader:
         async def read(key_id: str) -> set[str]:
-            with sqlite3.connect(tmp_path / "keys.db") as db:
-                return {r[0] for r in db.execute("SELECT scope FROM api_key_scopes WHERE key_id = ?", (key_id,))}
+            with closing(sqlite3.connect(tmp_path / "keys.db")) as db:
+                rows = db.execute("SELECT scope FROM api_key_scopes WHERE key_id = ?", (key_id,)).fetchall()
+            return {r[0] for r in rows}
 
         return read
 
@@ -55,3 +59,12 @@ async def test_a_closed_database_is_unavailable(tmp_path: Path) -> None:
     assert caught.value.reason == "store_unavailable"
     with pytest.raises(Unavailable):
         await store.ping()
+
+
+async def test_migrations_listed_twice_run_once_and_clashes_are_refused(tmp_path: Path) -> None:
+    async with SqliteDatabase.open(tmp_path / "k.db", (*SQLITE_MIGRATIONS, *SQLITE_MIGRATIONS)) as db:
+        assert await SqliteKeyStore(db).count_keys() == 0
+    clash = Migration("api_keys", 1, "CREATE TABLE other (id TEXT)")
+    with pytest.raises(ValueError, match="api_keys version 1"):
+        async with SqliteDatabase.open(tmp_path / "k2.db", (*MIGRATIONS, clash)):
+            pass
