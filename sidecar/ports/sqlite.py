@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -116,10 +117,15 @@ class SqliteDatabase:
             await self.connection.execute("BEGIN IMMEDIATE")
             try:
                 yield self.connection
+                await self.connection.execute("COMMIT")
             except BaseException:
-                await self.connection.execute("ROLLBACK")
+                # A cancellation can land while COMMIT runs on aiosqlite's thread: the transaction may
+                # be over already, and a failed ROLLBACK must not replace the original exception
+                # (a CancelledError turned into an OperationalError is a task that never stops).
+                if self.connection.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        await self.connection.execute("ROLLBACK")
                 raise
-            await self.connection.execute("COMMIT")
 
     async def migrate(self, migrations: Sequence[Migration]) -> None:
         db = self.connection

@@ -46,6 +46,7 @@ def _record(row: Row) -> SigningKeyRecord:
 
 class SqliteSigningKeyStore:
     def __init__(self, database: SqliteDatabase) -> None:
+        self._database = database
         self._db = database.connection
 
     async def list_signing_keys(self) -> list[SigningKeyRecord]:
@@ -61,17 +62,14 @@ class SqliteSigningKeyStore:
     async def insert_signing_key(self, record: SigningKeyRecord, *, unless_activating_after: datetime | None) -> bool:
         values = (record.kid, record.algorithm, record.private_sealed, to_ts(record.created_at))
         if unless_activating_after is None:
-            cur = await self._db.execute(
-                f"INSERT INTO signing_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)",  # noqa: S608 - fixed columns
-                (*values, to_ts(record.activates_at)),
-            )
+            sql = f"INSERT INTO signing_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)"  # noqa: S608 - fixed columns
+            params: tuple[object, ...] = (*values, to_ts(record.activates_at))
         else:
             # one statement, so the check and the insert are atomic across processes
-            cur = await self._db.execute(
+            sql = (
                 f"INSERT INTO signing_keys ({_COLUMNS}) SELECT ?, ?, ?, ?, ?"  # noqa: S608 - fixed columns
-                " WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE activates_at > ?)",
-                (*values, to_ts(record.activates_at), to_ts(unless_activating_after)),
+                " WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE activates_at > ?)"
             )
-        inserted = cur.rowcount == 1
-        await cur.close()
-        return inserted
+            params = (*values, to_ts(record.activates_at), to_ts(unless_activating_after))
+        async with self._database.write() as db, db.execute(sql, params) as cur:
+            return cur.rowcount == 1

@@ -100,6 +100,7 @@ _SELECT = "SELECT id, url, events, format, enabled, description, created_at FROM
 
 class SqliteWebhookStore:
     def __init__(self, database: SqliteDatabase, sealer: Sealer | None) -> None:
+        self._database = database
         self._db = database.connection
         self._sealer = sealer
 
@@ -110,15 +111,24 @@ class SqliteWebhookStore:
         except (sqlite3.Error, ValueError) as exc:
             raise Unavailable("the webhook store is unavailable", reason="store_unavailable") from exc
 
-    async def _transaction(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
-        await self._db.execute("BEGIN IMMEDIATE")
+    async def _write(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One statement under the database's write lock (never inside another task's transaction)."""
         try:
-            for sql, params in statements:
-                await self._db.execute(sql, params)
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
+            async with self._database.write() as db, db.execute(sql, params) as cur:
+                return list(await cur.fetchall())
+        except (sqlite3.Error, ValueError) as exc:
+            raise Unavailable("the webhook store is unavailable", reason="store_unavailable") from exc
+
+    async def _transaction(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> int:
+        """The statements as one transaction; how many rows they changed."""
+        try:
+            async with self._database.transaction() as db:
+                before = db.total_changes
+                for sql, params in statements:
+                    await db.execute(sql, params)
+                return db.total_changes - before
+        except (sqlite3.Error, ValueError) as exc:
+            raise Unavailable("the webhook store is unavailable", reason="store_unavailable") from exc
 
     def _secret_insert(self, endpoint_id: str, secret: EndpointSecret) -> tuple[str, Sequence[Any]]:
         return (
@@ -162,7 +172,7 @@ class SqliteWebhookStore:
         return await self._with_secrets(rows)
 
     async def update_endpoint(self, endpoint: WebhookEndpoint) -> None:
-        await self._db.execute(
+        await self._write(
             "UPDATE webhook_endpoints SET url = ?, events = ?, format = ?, enabled = ?, description = ? WHERE id = ?",
             (
                 endpoint.url,
@@ -175,8 +185,8 @@ class SqliteWebhookStore:
         )
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
-        async with self._db.execute("DELETE FROM webhook_endpoints WHERE id = ?", (endpoint_id,)) as cur:
-            return cur.rowcount > 0
+        changed = await self._transaction([("DELETE FROM webhook_endpoints WHERE id = ?", (endpoint_id,))])
+        return changed > 0
 
     async def roll_secret(self, endpoint_id: str, new: EndpointSecret, old_expire_at: datetime) -> None:
         at = to_ts(old_expire_at)
@@ -213,15 +223,13 @@ class SqliteWebhookStore:
         if not deliveries:
             return 0
         marks = ", ".join("?" for _ in DELIVERY_COLUMNS)
-        before = self._db.total_changes
-        await self._transaction(
+        return await self._transaction(
             (f"INSERT OR IGNORE INTO webhook_deliveries ({_DELIVERY_COLUMNS}) VALUES ({marks})", delivery_to_row(d))  # noqa: S608
             for d in deliveries
         )
-        return self._db.total_changes - before
 
     async def claim_due(self, now: datetime, *, lease_until: datetime, limit: int) -> list[Delivery]:
-        rows = await self._rows(
+        rows = await self._write(
             _CLAIM,
             (to_ts(lease_until), to_ts(now), limit),
         )

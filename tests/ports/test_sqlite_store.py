@@ -68,3 +68,19 @@ async def test_migrations_listed_twice_run_once_and_clashes_are_refused(tmp_path
     with pytest.raises(ValueError, match="api_keys version 1"):
         async with SqliteDatabase.open(tmp_path / "k2.db", (*MIGRATIONS, clash)):
             pass
+
+
+async def test_a_cancellation_as_the_transaction_ends_stays_a_cancellation(tmp_path: Path) -> None:
+    # COMMIT runs on aiosqlite's thread even when its await is cancelled; the ROLLBACK that
+    # follows must not turn the CancelledError into an OperationalError that a worker's
+    # "retry on error" loop would swallow (it then never stops)
+    async def committed_then_cancelled(db: SqliteDatabase) -> None:
+        async with db.transaction() as conn:
+            await conn.execute("COMMIT")
+            raise asyncio.CancelledError
+
+    async with SqliteDatabase.open(tmp_path / "keys.db") as db:
+        with pytest.raises(asyncio.CancelledError):
+            await committed_then_cancelled(db)
+        async with db.transaction() as conn:  # the lock is free and the connection usable
+            await conn.execute("SELECT 1")
