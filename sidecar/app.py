@@ -28,7 +28,9 @@ from sidecar.domain.oauth_clients import OAuthClientService
 from sidecar.domain.oauth_jwt import OAuthAccessTokens
 from sidecar.domain.oauth_tokens import AccessTokenIssuer, RevocationCheckingVerifier, TokenEndpoint
 from sidecar.domain.operations import OperationPolicy, OperationReader
+from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy, RoleModel
+from sidecar.domain.revocations import TokenRevocations
 from sidecar.domain.signing_keys import KeyRing, RingTiming
 from sidecar.domain.tables import TableModel
 from sidecar.domain.tokens import TokenConfig, TokenService
@@ -42,6 +44,7 @@ from sidecar.ports import (
     DeliveryStore,
     KeyCache,
     KeyStore,
+    RevocationStore,
     SecretSealer,
     SharedKeyCache,
     SigningKeyStore,
@@ -49,11 +52,13 @@ from sidecar.ports import (
     postgres,
     postgres_audit,
     postgres_oauth,
+    postgres_revocations,
     postgres_signing,
     postgres_webhooks,
     sqlite,
     sqlite_audit,
     sqlite_oauth,
+    sqlite_revocations,
     sqlite_signing,
     sqlite_webhooks,
 )
@@ -64,7 +69,15 @@ from sidecar.ports.oauth import OAuthStore
 from sidecar.ports.redis_client import RedisClient
 from sidecar.ports.redis_client import check_url as check_redis_url
 from sidecar.ports.sealer import Sealer, decode_master_key, load_or_create_master_key
-from sidecar.redis_wiring import INVALIDATIONS, build_rate_limits, invalidations, open_redis
+from sidecar.redis_wiring import (
+    INVALIDATIONS,
+    REVOCATION_UPDATES,
+    RedisTier,
+    build_rate_limits,
+    invalidations,
+    open_redis,
+    revocation_updates,
+)
 from sidecar.settings import Settings, load_role_model, load_table_model
 from sidecar.web import (
     audit,
@@ -77,6 +90,7 @@ from sidecar.web import (
     oauth_clients,
     ops,
     ratelimit,
+    revoke,
     tokens,
     webhook_endpoints,
 )
@@ -93,6 +107,7 @@ BootstrapHook = Callable[[IssuedKey], None]
 SQLITE_MIGRATIONS = (
     *sqlite.KEY_STORE_MIGRATIONS,
     *sqlite_signing.MIGRATIONS,
+    *sqlite_revocations.MIGRATIONS,
     *sqlite_webhooks.MIGRATIONS,
     *sqlite_audit.MIGRATIONS,
     *sqlite_oauth.MIGRATIONS,
@@ -101,6 +116,7 @@ SQLITE_MIGRATIONS = (
 POSTGRES_MIGRATIONS = (
     *postgres.KEY_STORE_MIGRATIONS,
     *postgres_signing.MIGRATIONS,
+    *postgres_revocations.MIGRATIONS,
     *postgres_webhooks.MIGRATIONS,
     *postgres_audit.MIGRATIONS,
     *postgres_oauth.MIGRATIONS,
@@ -113,6 +129,7 @@ class Stores:
 
     keys: KeyStore
     signing_keys: SigningKeyStore
+    revocations: RevocationStore
     webhooks: WebhookEndpointStore
     deliveries: DeliveryStore
     audit: AuditStore
@@ -138,6 +155,7 @@ async def open_stores(
             yield Stores(
                 keys=sqlite.SqliteKeyStore(db),
                 signing_keys=sqlite_signing.SqliteSigningKeyStore(db),
+                revocations=sqlite_revocations.SqliteRevocationStore(db),
                 webhooks=webhooks,
                 deliveries=webhooks,
                 audit=sqlite_audit.SqliteAuditStore(db),
@@ -152,6 +170,7 @@ async def open_stores(
             yield Stores(
                 keys=postgres.PostgresKeyStore(pg),
                 signing_keys=postgres_signing.PostgresSigningKeyStore(pg),
+                revocations=postgres_revocations.PostgresRevocationStore(pg),
                 webhooks=pg_webhooks,
                 deliveries=pg_webhooks,
                 audit=postgres_audit.PostgresAuditStore(pg),
@@ -183,6 +202,7 @@ def build_key_service(
     clock: Clock,
     policy: Policy,
     shared: SharedKeyCache | None = None,
+    revocations: TokenRevocations | None = None,
     *,
     metrics: Metrics | None = None,
 ) -> KeyService:
@@ -196,11 +216,26 @@ def build_key_service(
         cache = CountedKeyCache(cache, metrics, tier="memory")
         store = timed_store(store, metrics)
         shared = TimedSharedKeyCache(shared, metrics) if shared is not None else None
-    return KeyService(store, cache, clock, policy, default_org_id=settings.default_org_id, shared=shared)
+    return KeyService(
+        store, cache, clock, policy, default_org_id=settings.default_org_id, shared=shared, revocations=revocations
+    )
+
+
+def build_revocations(
+    settings: Settings, store: RevocationStore, clock: Clock, redis: RedisTier | None
+) -> TokenRevocations:
+    """Token revocations: recorded in the store, broadcast through Redis when there is one."""
+    broadcast = redis.revocations if redis is not None else None
+    return TokenRevocations(store, clock, max_token_ttl_s=settings.jwt.ttl_s, broadcast=broadcast)
 
 
 def build_hasura_webhook(
-    settings: Settings, authenticator: Authenticator, policy: Policy, clock: Clock, tables: TableModel
+    settings: Settings,
+    authenticator: Authenticator,
+    policy: Policy,
+    clock: Clock,
+    tables: TableModel,
+    limits: RateLimitService | None = None,
 ) -> hasura.HasuraWebhook:
     """The webhook's pipeline: a presented credential (API key, session JWT), then anonymous."""
     s = settings.hasura_webhook
@@ -216,7 +251,15 @@ def build_hasura_webhook(
             subscription_roles=subscribers,
             gate=ScopeGate(policy, tables),
         )
-    decider = Decider(steps, clock, operations=operations, max_cache_age_s=s.max_cache_age_s, policy=policy)
+    decider = Decider(
+        steps,
+        clock,
+        operations=operations,
+        max_cache_age_s=s.max_cache_age_s,
+        policy=policy,
+        limits=limits,
+        over_limit=settings.rate_limit.webhook,
+    )
     sources = CredentialSources(header=s.credential_header, cookie=s.credential_cookie)
     return hasura.HasuraWebhook(decider, sources, s.max_body_bytes)
 
@@ -386,17 +429,21 @@ def create_app(
             open_redis(settings, clock) as redis,
             open_delivery(settings, stores.webhooks, stores.deliveries, clock) as deliveries,
         ):
+            revocations = build_revocations(settings, stores.revocations, clock, redis)
+            await revocations.reload()
             key_service = build_key_service(
-                settings, stores.keys, clock, policy, redis.keys if redis else None, metrics=metrics
+                settings, stores.keys, clock, policy, redis.keys if redis else None, revocations, metrics=metrics
             )
             readiness.add("store", stores.keys.ping)
             app[AUDIT] = AuditLog(timed_store(stores.audit, metrics), clock)
             if redis is not None:
-                readiness.add("cache", redis_ping(redis.client))
+                readiness.add("cache", redis_ping(redis.client), required=False)  # the service works without it
             ring = build_key_ring(settings, stores.signing_keys, clock, sealer)
             await ring.start()
             token_service = build_token_service(settings, ring, clock, policy)
-            authenticator = Authenticator(key_service, RevocationCheckingVerifier(token_service, stores.oauth))
+            authenticator = Authenticator(
+                key_service, RevocationCheckingVerifier(token_service, stores.oauth), revocations
+            )
             oauth_services = build_oauth(
                 settings, stores.oauth, clock, policy, authenticator, sealer, OAuthAccessTokens(token_service)
             )
@@ -413,8 +460,11 @@ def create_app(
                 public_url=settings.base_url(),
                 ratelimits=build_rate_limits(settings, redis, clock),
                 oauth=oauth_services,
+                revocations=revocations,
             )
-            app[hasura.HASURA_WEBHOOK] = build_hasura_webhook(settings, authenticator, policy, clock, tables)
+            app[hasura.HASURA_WEBHOOK] = build_hasura_webhook(
+                settings, authenticator, policy, clock, tables, app[SERVICES].ratelimits
+            )
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)
             if issued is not None and on_bootstrap is not None:
@@ -422,9 +472,13 @@ def create_app(
             flusher = asyncio.create_task(_flush_last_used_forever(key_service, settings.last_used_flush_s))
             reloader = asyncio.create_task(_reload_ring_forever(ring, settings.jwt.ring_reload_s))
             try:
-                async with invalidations(redis, key_service) as listener:
-                    if listener is not None:
+                async with (
+                    invalidations(redis, key_service) as listener,
+                    revocation_updates(redis, revocations, reload_s=max(1.0, settings.key_cache.ttl_s)) as updates,
+                ):
+                    if listener is not None and updates is not None:
                         app[INVALIDATIONS] = listener
+                        app[REVOCATION_UPDATES] = updates
                     yield
             finally:
                 for task in (flusher, reloader):
@@ -450,7 +504,7 @@ def create_app(
     app[dashboard.TEMPLATES] = dashboard.make_templates()
     app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header
     routes = (auth, keys, dashboard, hasura, tokens, webhook_endpoints, hasura_events, ops, audit, oauth, oauth_clients)
-    for module in routes:
+    for module in (*routes, revoke):
         app.router.add_routes(module.routes)
     if settings.metrics.enabled:
         app.router.add_get("/metrics", ops.metrics)

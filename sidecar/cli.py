@@ -16,6 +16,7 @@ from sidecar.app import (
     build_key_ring,
     build_key_service,
     build_oauth_clients,
+    build_revocations,
     build_sealer,
     create_app,
     open_stores,
@@ -62,7 +63,10 @@ def _run_with_keys_and_audit(settings: Settings, action: Callable[[KeyService, A
         clock = SystemClock()
         async with open_stores(**store_options(settings)) as stores, open_redis(settings, clock) as redis:
             policy = Policy(load_role_model(settings.roles_file))
-            service = build_key_service(settings, stores.keys, clock, policy, redis.keys if redis else None)
+            revocations = build_revocations(settings, stores.revocations, clock, redis)
+            service = build_key_service(
+                settings, stores.keys, clock, policy, redis.keys if redis else None, revocations
+            )
             return await action(service, AuditLog(stores.audit, clock))
 
     try:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from sidecar.domain.keys import KeyService
 from sidecar.domain.ratelimits import RateLimitPolicy, RateLimitService
+from sidecar.domain.revocations import TokenRevocations
+from sidecar.errors import SidecarError
 from sidecar.ports import Clock
 from sidecar.ports.circuit import CircuitBreaker
 from sidecar.ports.ratelimit import Limit, MemoryRateLimiter, RateLimiter
-from sidecar.ports.redis_cache import InvalidationListener, RedisKeyCache
+from sidecar.ports.redis_cache import InvalidationListener, RedisBroadcast, RedisKeyCache
 from sidecar.ports.redis_client import RedisClient, RedisGuard, RedisOptions, connect
 from sidecar.ports.redis_ratelimit import RedisRateLimiter
 from sidecar.settings import RateLimitRule, Settings
@@ -26,6 +30,7 @@ class RedisTier:
     client: RedisClient
     guard: RedisGuard
     keys: RedisKeyCache
+    revocations: RedisBroadcast
 
 
 def _limit(rule: RateLimitRule) -> Limit:
@@ -51,8 +56,12 @@ def build_rate_limits(settings: Settings, redis: RedisTier | None, clock: Clock)
     return RateLimitService(limiter, policy, trusted_hops=rl.trusted_proxy_hops)
 
 
+log = logging.getLogger("sidecar.redis")
+
 #: The running invalidation listener of an app (absent without Redis); readiness and tests look at it.
 INVALIDATIONS = web.AppKey("invalidations", InvalidationListener)
+#: The same for token revocations.
+REVOCATION_UPDATES = web.AppKey("revocation_updates", InvalidationListener)
 
 
 def redis_client(settings: Settings) -> RedisClient | None:
@@ -76,8 +85,9 @@ async def open_redis(settings: Settings, clock: Clock) -> AsyncIterator[RedisTie
     breaker = CircuitBreaker(clock, name="redis", failures=r.breaker_failures, reset_s=r.breaker_reset_s)
     guard = RedisGuard(breaker, timeout_s=r.timeout_s)
     keys = RedisKeyCache(client, guard, prefix=r.prefix, ttl_s=r.key_ttl_s, negative_ttl_s=r.negative_ttl_s)
+    revocations = RedisBroadcast(client, guard, r.prefix + "revocations")
     try:
-        yield RedisTier(client=client, guard=guard, keys=keys)
+        yield RedisTier(client=client, guard=guard, keys=keys, revocations=revocations)
     finally:
         await client.aclose()
 
@@ -106,3 +116,45 @@ async def invalidations(tier: RedisTier | None, keys: KeyService) -> AsyncIterat
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await running
+
+
+@asynccontextmanager
+async def revocation_updates(
+    tier: RedisTier | None, revocations: TokenRevocations, *, reload_s: float
+) -> AsyncIterator[InvalidationListener | None]:
+    """Keep ``revocations`` in step with other replicas: their broadcasts, and the store every ``reload_s``."""
+    tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def reload_forever() -> None:
+        while True:
+            await asyncio.sleep(reload_s)
+            await reload_once()
+
+    async def reload_once() -> None:
+        try:
+            await revocations.reload()
+        except SidecarError as exc:
+            log.warning("could not re-read token revocations: %s; will retry", exc.reason)
+
+    spawn(reload_forever())
+    listener = None
+    if tier is not None:
+        listener = InvalidationListener(
+            tier.client,
+            tier.revocations.channel,
+            on_message=revocations.apply_message,
+            on_subscribed=lambda: spawn(reload_once()),  # broadcasts may have been missed
+        )
+        spawn(listener.run())
+    try:
+        yield listener
+    finally:
+        for task in list(tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -151,18 +151,32 @@ class RateLimitRule(BaseModel):
     burst: int | None = Field(None, ge=1, le=10_000_000)
 
 
+class DefaultRateLimit(RateLimitRule):
+    """The limit of a key that has no more specific one."""
+
+    requests: int = Field(100, ge=1, le=10_000_000)
+    burst: int | None = Field(200, ge=1, le=10_000_000)
+
+
+class UnauthenticatedRateLimit(RateLimitRule):
+    """The limit per client IP of calls with no credential or a wrong one."""
+
+    requests: int = Field(10, ge=1, le=10_000_000)
+    burst: int | None = Field(20, ge=1, le=10_000_000)
+
+
 class RateLimitSettings(BaseModel):
     """Rate limits: per key (override > role > type > default), and per client IP when unauthenticated."""
 
     model_config = ConfigDict(frozen=True)
     enabled: bool = False
-    default: RateLimitRule = RateLimitRule(requests=100, per_s=1, burst=200)
+    default: DefaultRateLimit = DefaultRateLimit()
     by_type: dict[KeyType, RateLimitRule] = Field(
         default_factory=lambda: {KeyType.PUBLISHABLE: RateLimitRule(requests=50, per_s=1, burst=100)}
     )
     by_role: dict[str, RateLimitRule] = Field(default_factory=dict)
     by_key: dict[str, RateLimitRule] = Field(default_factory=dict, description="key id → its own limit")
-    unauthenticated: RateLimitRule = RateLimitRule(requests=10, per_s=1, burst=20)
+    unauthenticated: UnauthenticatedRateLimit = UnauthenticatedRateLimit()
     trusted_proxy_hops: int = Field(0, ge=0, le=10, description="proxies whose X-Forwarded-For names the client")
     webhook: Literal["deny", "allow"] = Field(
         "deny", description="over the limit on the Hasura webhook: 401 (deny) or let it through, logged (allow)"

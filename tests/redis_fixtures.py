@@ -39,7 +39,7 @@ def server_binary() -> str:
     return str(get_binary_path())
 
 
-def wait_ready(port: int, timeout_s: float = 10.0) -> None:
+def wait_ready(port: int, timeout_s: float = 30.0, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -50,7 +50,8 @@ def wait_ready(port: int, timeout_s: float = 10.0) -> None:
         except OSError:
             pass
         time.sleep(0.05)
-    raise RuntimeError(f"no Redis answered on {HOST}:{port}")
+    detail = log.read_text(errors="replace")[-2000:] if log is not None and log.exists() else ""
+    raise RuntimeError(f"no Redis answered on {HOST}:{port}\n{detail}")
 
 
 class RedisProcess:

@@ -1,4 +1,4 @@
-"""Two ``sidecar serve`` processes on one store and one Redis: what an operator running replicas relies on."""
+"""Two ``sidecar serve`` processes on one PostgreSQL and one Redis: what an operator running replicas relies on."""
 
 from __future__ import annotations
 
@@ -19,11 +19,6 @@ PROPAGATION_BOUND_S = 1.0
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'shared.db'}"
-
-
-@pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         yield session
@@ -31,10 +26,10 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 async def replicas(
-    tmp_path: Path, database_url: str, own_redis: RedisProcess, session: aiohttp.ClientSession
+    tmp_path: Path, pg_url: str, own_redis: RedisProcess, session: aiohttp.ClientSession
 ) -> AsyncIterator[tuple[Replica, Replica, str]]:
     env = replica_env(
-        database_url=database_url,
+        database_url=pg_url,
         redis_url=own_redis.url,
         SIDECAR_KEY_CACHE__TTL_S="3600",
         SIDECAR_REDIS__BREAKER_RESET_S="0.5",
@@ -85,6 +80,14 @@ async def test_two_replicas_share_revocations_and_rate_limits_and_survive_redis_
         assert resp.status == 200
     assert await seconds_until_denied(session, b, revoked["key"]) < PROPAGATION_BOUND_S
 
+    token_key = (await create_key(session, a, admin))["key"]
+    async with session.post(f"{a.url}/v1/auth/token", headers=bearer(token_key)) as resp:
+        token = (await resp.json())["access_token"]
+    assert await status(session, b, token) == 200
+    async with session.post(f"{a.url}/v1/auth/revoke", json={"token": token}) as resp:
+        assert resp.status == 200
+    assert await seconds_until_denied(session, b, token) < PROPAGATION_BOUND_S
+
     limited = (await create_key(session, a, admin))["key"]
     statuses = [await status(session, replica, limited) for replica in (a, b, a, b, a, b)]
     assert statuses == [200, 200, 200, 200, 429, 429]  # burst 4, shared
@@ -97,3 +100,9 @@ async def test_two_replicas_share_revocations_and_rate_limits_and_survive_redis_
         assert await status(session, replica, cached) == 200
         assert await status(session, replica, fresh) == 200  # from the store
         assert await status(session, replica, revoked["key"]) == 401
+        async with session.get(f"{replica.url}/readyz") as resp:
+            assert resp.status == 200  # still serving: stays in the load balancer
+            body = await resp.json()
+        assert body["status"] == "degraded"
+        assert body["checks"]["cache"]["ok"] is False
+        assert body["checks"]["store"] == {"ok": True}

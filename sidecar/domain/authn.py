@@ -6,6 +6,7 @@ from typing import Protocol
 
 from sidecar.domain import keyformat
 from sidecar.domain.keys import KeyService
+from sidecar.domain.revocations import TokenRevocations
 from sidecar.errors import InvalidToken, Unauthorized
 from sidecar.models import Principal
 
@@ -30,7 +31,10 @@ def bearer_credential(authorization: str | None) -> str | None:
 class Authenticator:
     """Routes a credential to the API-key or the JWT path by its shape; never falls through."""
 
-    def __init__(self, keys: KeyService, tokens: TokenVerifier | None = None) -> None:
+    def __init__(
+        self, keys: KeyService, tokens: TokenVerifier | None = None, revocations: TokenRevocations | None = None
+    ) -> None:
+        self._revocations = revocations
         self._keys = keys
         self._tokens = tokens
 
@@ -43,7 +47,10 @@ class Authenticator:
         if keyformat.looks_like_api_key(credential):
             return await self._keys.authenticate(credential)
         if self._tokens is not None and credential.count(".") == 2:
-            return await self._tokens.verify(credential)
+            principal = await self._tokens.verify(credential)
+            if self._revocations is not None:
+                self._revocations.check(principal)
+            return principal
         raise InvalidToken(
             "the credential is neither a valid API key nor a valid token", reason="credential_unrecognised"
         )

@@ -7,18 +7,22 @@ to anonymous access (hasura-contract.md §4.2).
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from sidecar.domain import hasura_session
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.operations import OperationPolicy
+from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy
-from sidecar.errors import SidecarError, Unauthorized
+from sidecar.errors import RateLimited, SidecarError, Unauthorized
 from sidecar.models import CredentialType, Environment, Principal
 from sidecar.ports import Clock
+
+log = logging.getLogger("sidecar.webhook")
 
 #: ``request`` absent from the body (GET mode, send-body off, Hasura v3): nothing to check.
 NOT_SENT: object = object()
@@ -214,8 +218,12 @@ class Decider:
         operations: OperationPolicy | None,
         max_cache_age_s: int,
         policy: Policy | None = None,
+        limits: RateLimitService | None = None,
+        over_limit: Literal["deny", "allow"] = "deny",
     ) -> None:
         self._authenticators = tuple(authenticators)
+        self._limits = limits
+        self._over_limit = over_limit
         self._clock = clock
         self._operations = operations
         self._policy = policy
@@ -237,6 +245,8 @@ class Decider:
 
     async def _decide(self, creds: Credentials, request: object) -> Decision:
         principal = await self._authenticate(creds)
+        if self._limits is not None and principal.credential_type is not CredentialType.ANONYMOUS:
+            await self._count(self._limits, principal)
         requested = creds.requested_role
         role = choose_role(principal, self._our_names.get(requested, requested) if requested else requested)
         if self._operations is not None:
@@ -247,6 +257,16 @@ class Decider:
         max_age = hasura_session.cache_max_age(self._clock.now(), principal.expires_at, self._max_age)
         hasura_role = self._policy.hasura_role(role) if self._policy else role
         return Decision(principal, role, self._bodies.body(principal, hasura_role, max_age))
+
+    async def _count(self, limits: RateLimitService, principal: Principal) -> None:
+        """Hasura understands only 200 and 401: over the limit is a 401, or (``allow``) a logged pass."""
+        try:
+            await limits.check_principal(principal)
+        except RateLimited:
+            if self._over_limit == "deny":
+                raise Unauthorized("this credential is over its rate limit", reason="rate_limited") from None
+            self.outcomes["over_limit", "rate_limited"] += 1
+            log.warning("webhook call over its rate limit let through (key %s)", principal.key_id or "-")
 
     async def _authenticate(self, creds: Credentials) -> Principal:
         for authenticator in self._authenticators:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sidecar.errors import SidecarError
 
@@ -21,6 +21,8 @@ class CheckResult:
     name: str
     ok: bool
     reason: str | None = None
+    #: a failing optional dependency (Redis) degrades the service but does not stop it serving
+    required: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +31,26 @@ class ReadinessReport:
 
     @property
     def ready(self) -> bool:
-        return all(c.ok for c in self.checks)
+        return all(c.ok for c in self.checks if c.required)
+
+    @property
+    def degraded(self) -> bool:
+        return self.ready and not all(c.ok for c in self.checks)
 
 
 class Readiness:
     def __init__(self, *, timeout_s: float = 2.0) -> None:
         self._checks: dict[str, Check] = {}
+        self._optional: set[str] = set()
         self._timeout_s = timeout_s
 
-    def add(self, name: str, check: Check) -> None:
-        """Register (or replace) the check called ``name``."""
+    def add(self, name: str, check: Check, *, required: bool = True) -> None:
+        """Register (or replace) the check called ``name``; an optional one only degrades readiness."""
         self._checks[name] = check
+        if required:
+            self._optional.discard(name)
+        else:
+            self._optional.add(name)
 
     def remove(self, name: str) -> None:
         self._checks.pop(name, None)
@@ -51,7 +62,9 @@ class Readiness:
     async def run(self) -> ReadinessReport:
         """Run every check concurrently, each bounded by the timeout."""
         results = await asyncio.gather(*(self._one(name, check) for name, check in self._checks.items()))
-        return ReadinessReport(checks=tuple(results))
+        return ReadinessReport(
+            checks=tuple(replace(r, required=False) if r.name in self._optional else r for r in results)
+        )
 
     async def _one(self, name: str, check: Check) -> CheckResult:
         try:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sidecar.domain import keyformat, scopes
 from sidecar.domain.keyformat import KeyPrefix
 from sidecar.domain.rbac import Policy
+from sidecar.domain.revocations import TokenRevocations
 from sidecar.errors import (
     Conflict,
     ExpiredApiKey,
@@ -64,7 +65,9 @@ class KeyService:
         *,
         default_org_id: str,
         shared: SharedKeyCache | None = None,
+        revocations: TokenRevocations | None = None,
     ) -> None:
+        self._revocations = revocations
         self._store = store
         self._cache = cache
         self._shared = shared
@@ -285,6 +288,8 @@ class KeyService:
         await self._invalidate(record.digest)
         # Hasura's key-scope check then refuses the key's still-unexpired session JWTs too
         await self._store.set_key_scopes(record.id, ())
+        if self._revocations is not None:  # and the webhook refuses them
+            await self._revocations.revoke_key_tokens(record.id)
         return revoked
 
     async def roll(self, key_id: str, *, expires_in_s: int, viewer: Principal | None) -> tuple[IssuedKey, ApiKeyRecord]:

@@ -165,8 +165,11 @@ class DeliveryService:
             if attempted:
                 continue
             self._wake.clear()
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
+            # arrives as the event is set, and the worker would then never stop
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), poll_interval_s)
+                async with asyncio.timeout(poll_interval_s):
+                    await self._wake.wait()
 
     async def _attempt(self, delivery: Delivery) -> None:
         number = delivery.attempts + 1

@@ -213,6 +213,29 @@ class SigningKeyStore(Protocol):
         ...
 
 
+class RevocationStore(Protocol):
+    """Durable list of revoked session tokens (by ``jti``) and keys whose tokens are revoked (by key id).
+
+    Entries carry ``until``: past it, the tokens they name have expired anyway and the entry can go.
+    """
+
+    async def add_revocation(self, kind: str, subject: str, until: datetime) -> None:
+        """Record (or extend to the later ``until``) a revocation; ``kind`` is ``jti`` or ``key``."""
+        ...
+
+    async def active_revocations(self, now: datetime) -> list[tuple[str, str, datetime]]:
+        """Every ``(kind, subject, until)`` with ``until`` after ``now``."""
+        ...
+
+
+class Broadcast(Protocol):
+    """A best-effort message to every replica (Redis pub/sub)."""
+
+    async def publish(self, message: str) -> bool:
+        """``False`` when the message could not be sent."""
+        ...
+
+
 class AuditStore(Protocol):
     """The append-only audit trail."""
 

@@ -164,7 +164,9 @@ class InvalidationListener:
         on_message: Callable[[str], None],
         on_subscribed: Callable[[], None],
         max_backoff_s: float = 2.0,
+        confirm_s: float = 5.0,
     ) -> None:
+        self._confirm_s = confirm_s
         self._client = client
         self._channel = channel
         self._on_message = on_message
@@ -190,6 +192,11 @@ class InvalidationListener:
         pubsub = self._client.pubsub()
         try:
             await pubsub.subscribe(self._channel)
+            async with asyncio.timeout(self._confirm_s):  # subscribed only once Redis says so
+                while True:
+                    confirmation = await pubsub.get_message(timeout=self._confirm_s)
+                    if confirmation is not None and confirmation.get("type") == "subscribe":
+                        break
             self._on_subscribed()
             self.subscribed.set()
             while True:
@@ -199,3 +206,19 @@ class InvalidationListener:
                     self._on_message(data.decode() if isinstance(data, bytes) else str(data))
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+class RedisBroadcast:
+    """``Broadcast`` over a Redis pub/sub channel (best effort, under the breaker)."""
+
+    def __init__(self, client: RedisClient, guard: RedisGuard, channel: str) -> None:
+        self._client = client
+        self._guard = guard
+        self.channel = channel
+
+    async def publish(self, message: str) -> bool:
+        async def send() -> bool:
+            await self._client.publish(self.channel, message)
+            return True
+
+        return await self._guard.run(send, False)

@@ -146,10 +146,6 @@ class RedisGuard:
         self.breaker = breaker
         self._timeout_s = timeout_s
 
-    @property
-    def available(self) -> bool:
-        return self.breaker.state == "closed"
-
     async def run(self, call: Callable[[], Awaitable[T]], default: T) -> T:
         if not self.breaker.allow():
             return default

@@ -26,8 +26,9 @@ async def readyz(request: web.Request) -> web.Response:
     """Readiness: every registered check passes (store, cache, signing key); 503 otherwise."""
     report = await request.app[READINESS].run()
     checks = {c.name: {"ok": c.ok, **({"reason": c.reason} if c.reason else {})} for c in report.checks}
+    status = "degraded" if report.degraded else "ready" if report.ready else "not_ready"
     return web.json_response(
-        {"status": "ready" if report.ready else "not_ready", "checks": checks},
+        {"status": status, "checks": checks},
         status=200 if report.ready else 503,
         headers=_NO_STORE,
     )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from aiohttp import web
 
-from sidecar.errors import Unauthorized
+from sidecar.errors import RateLimited, Unauthorized
 from sidecar.models import Principal
 from sidecar.ports.ratelimit import Decision
-from sidecar.web.state import SERVICES
+from sidecar.web.state import METRICS, SERVICES
 
 _DECISION = web.RequestKey("ratelimit_decision", Decision)
 
@@ -34,10 +36,22 @@ async def authenticate(request: web.Request, credential: str | None) -> Principa
     try:
         principal = await services.authenticator.authenticate(credential)
     except Unauthorized:
-        request[_DECISION] = await limits.check_client(client_ip(request, limits.trusted_hops))
+        with _counted(request, "client_ip"):
+            request[_DECISION] = await limits.check_client(client_ip(request, limits.trusted_hops))
         raise
-    request[_DECISION] = await limits.check_principal(principal)
+    with _counted(request, "key"):
+        request[_DECISION] = await limits.check_principal(principal)
     return principal
+
+
+@contextmanager
+def _counted(request: web.Request, scope: str) -> Iterator[None]:
+    """Count a rejection in ``sidecar_rate_limit_rejections_total{scope}``."""
+    try:
+        yield
+    except RateLimited:
+        request.app[METRICS].rate_limited(scope)
+        raise
 
 
 async def add_headers(request: web.Request, response: web.StreamResponse) -> None:

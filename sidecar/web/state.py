@@ -16,6 +16,7 @@ from sidecar.domain.oauth_clients import OAuthClientService
 from sidecar.domain.oauth_tokens import TokenEndpoint
 from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy
+from sidecar.domain.revocations import TokenRevocations
 from sidecar.domain.signing_keys import KeyRing
 from sidecar.domain.tables import TableModel
 from sidecar.domain.tokens import TokenService
@@ -49,6 +50,7 @@ class Services:
     public_url: str
     ratelimits: RateLimitService | None = None
     oauth: OAuthServices | None = None
+    revocations: TokenRevocations | None = None
 
 
 SERVICES = web.AppKey("services", Services)

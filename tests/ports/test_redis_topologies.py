@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import tempfile
 import time
@@ -28,20 +29,35 @@ OPTIONS = RedisOptions(pool_size=4, timeout_s=2.0, connect_timeout_s=2.0)
 
 
 def spawn(args: list[str], workdir: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with (workdir / "server.log").open("wb") as log:
+        return subprocess.Popen(args, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+
+
+def cluster_port() -> int:
+    """A free port whose cluster-bus port (port + 10000) is a valid, free port too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 <= 65535:
+            with socket.socket() as sock:
+                try:
+                    sock.bind((HOST, port + 10000))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 @pytest.fixture(scope="module")
 def cluster_url() -> Iterator[str]:
     """A one-node Redis Cluster owning all 16384 slots."""
-    port, workdir = free_port(), Path(tempfile.mkdtemp(prefix="sidecar-cluster-"))
+    port, workdir = cluster_port(), Path(tempfile.mkdtemp(prefix="sidecar-cluster-"))
     proc = spawn(
         [server_binary(), "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
          "--cluster-enabled", "yes", "--cluster-config-file", str(workdir / "nodes.conf")],
         workdir,
     )  # fmt: skip
     try:
-        wait_ready(port)
+        wait_ready(port, log=workdir / "server.log")
         _assign_all_slots(port)
         yield f"redis+cluster://{HOST}:{port}"
     finally:
@@ -72,7 +88,7 @@ def sentinel_url() -> Iterator[str]:
     conf.write_text(f"port {port}\nbind {HOST}\nsentinel monitor mymaster {HOST} {master.port} 1\n")
     proc = spawn([server_binary(), str(conf), "--sentinel"], workdir)
     try:
-        wait_ready(port)
+        wait_ready(port, log=workdir / "server.log")
         yield f"redis+sentinel://{HOST}:{port}/mymaster"
     finally:
         proc.kill()

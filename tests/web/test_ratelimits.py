@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.app import create_app
 from sidecar.ports.clock import FrozenClock
 from sidecar.settings import Settings
 from tests.conftest import Bootstrap, bearer
+from tests.hasura_rules import BROWSER_HEADERS, HasuraView, get_mode_headers, hasura_reads
 
 Client = TestClient[Any, Any]
 ClientFactory = Callable[..., Awaitable[Client]]
@@ -57,6 +59,15 @@ async def test_over_the_limit_is_429_with_retry_after_and_ratelimit_headers(
 
     clock.advance(10)
     assert (await client.get("/v1/auth/validate", headers=bearer(key))).status == 200
+
+    metrics = await (await client.get("/metrics")).text()
+    rejections = [
+        s
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+        if s.name == "sidecar_rate_limit_rejections_total"
+    ]
+    assert [(s.labels["scope"], s.value) for s in rejections] == [("key", 1.0)]
 
 
 async def test_each_key_has_its_own_budget_and_a_key_override_wins(
@@ -123,3 +134,42 @@ async def test_replicas_sharing_redis_share_one_budget(
     key = (await new_key(a, bootstrap.key))["key"]
     statuses = [(await replica.get("/v1/auth/validate", headers=bearer(key))).status for replica in (a, b, a, b, a, b)]
     assert statuses == [200, 200, 200, 200, 429, 429]
+
+
+async def hook(client: Client, key: str | None) -> HasuraView:
+    """A Hasura v2 GET-mode webhook call, read by Hasura's rules (anything but 200/401 fails)."""
+    headers = {**BROWSER_HEADERS, **(bearer(key) if key else {})}
+    resp = await client.get("/v1/hasura/webhook", headers=get_mode_headers(headers), skip_auto_headers={"User-Agent"})
+    return hasura_reads(resp.status, await resp.read())
+
+
+async def test_over_the_limit_on_the_webhook_is_a_401_hasura_understands(
+    aiohttp_client: ClientFactory, tmp_path: Path, clock: FrozenClock
+) -> None:
+    client, admin = await start(aiohttp_client, limited(tmp_path, by_role={"operator": TIGHT}), clock)
+    key = (await new_key(client, admin))["key"]
+    views = [await hook(client, key) for _ in range(4)]
+    assert [v.denied for v in views] == [False, False, False, True]
+    clock.advance(10)
+    assert not (await hook(client, key)).denied
+
+
+async def test_the_webhook_can_let_calls_over_the_limit_through(
+    aiohttp_client: ClientFactory, tmp_path: Path, clock: FrozenClock
+) -> None:
+    settings = limited(tmp_path, by_role={"operator": TIGHT}, webhook="allow")
+    client, admin = await start(aiohttp_client, settings, clock)
+    key = (await new_key(client, admin))["key"]
+    views = [await hook(client, key) for _ in range(5)]
+    assert not any(v.denied for v in views)
+    assert all(v.session["x-hasura-role"] for v in views)
+    resp = await client.get("/v1/auth/validate", headers=bearer(key))
+    assert resp.status == 429  # our own API still says so
+
+
+async def test_anonymous_webhook_calls_are_not_one_shared_budget(
+    aiohttp_client: ClientFactory, tmp_path: Path, clock: FrozenClock
+) -> None:
+    client, _ = await start(aiohttp_client, limited(tmp_path, default=TIGHT, unauthenticated=TIGHT), clock)
+    views = [await hook(client, None) for _ in range(10)]
+    assert not any(v.denied for v in views)

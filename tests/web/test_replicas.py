@@ -18,7 +18,7 @@ from sidecar.ports.clock import FrozenClock
 from sidecar.redis_wiring import INVALIDATIONS
 from sidecar.settings import Settings
 from tests.conftest import Bootstrap, bearer
-from tests.redis_fixtures import RedisProcess, TcpRelay
+from tests.redis_fixtures import HOST, RedisProcess, TcpRelay, free_port
 
 Client = TestClient[Any, Any]
 ClientFactory = Callable[..., Awaitable[Client]]
@@ -205,3 +205,29 @@ async def test_a_revoke_made_while_cut_off_from_redis_reaches_the_others_when_th
     await wait_subscribed(a)
     assert await seconds_until_denied(b, created["key"]) < PROPAGATION_BOUND_S
     await relay.cut()
+
+
+async def test_a_redis_that_never_answers_never_hangs_a_request(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    port = free_port()
+    server = await asyncio.start_server(silent, HOST, port)
+    try:
+        settings = Settings(data_dir=tmp_path / "data", redis_url=f"redis://{HOST}:{port}", redis={"timeout_s": 0.05})
+        bootstrap = Bootstrap()
+        client = await aiohttp_client(create_app(settings, on_bootstrap=bootstrap))
+        async with asyncio.timeout(10):  # a hang fails here instead of stalling the suite
+            created = await new_key(client, bootstrap.key)
+            for _ in range(20):
+                assert await status_of(client, created["key"]) == 200
+            ready = await (await client.get("/readyz")).json()
+        assert ready["status"] == "degraded"
+        assert not client.app[INVALIDATIONS].subscribed.is_set()
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
