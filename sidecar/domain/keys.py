@@ -93,12 +93,12 @@ class KeyService:
     async def verify(self, key: str) -> ApiKeyRecord:
         if len(key) > keyformat.MAX_KEY_LENGTH or not key.isascii():
             raise InvalidApiKey("the API key is not valid", reason="api_key_malformed")
+        # The checksum first: a mistyped or forged key costs no cache or store lookup (about 1 µs).
+        if keyformat.parse(key) is None:
+            raise InvalidApiKey("the API key is not valid", reason="api_key_malformed")
         digest = keyformat.digest(key)
         hit, record = self._cache.get(digest)
         if not hit:
-            # Only well-formed keys are ever cached, so a hit needs no format check (the hot path).
-            if keyformat.parse(key) is None:
-                raise InvalidApiKey("the API key is not valid", reason="api_key_malformed")
             record = await self._load(digest)
         if record is None or not hmac.compare_digest(record.digest, digest):
             raise InvalidApiKey("the API key is not valid", reason="api_key_unknown")
@@ -282,6 +282,10 @@ class KeyService:
 
     async def revoke(self, key_id: str, *, viewer: Principal | None) -> ApiKeyRecord:
         record = await self.get(key_id, viewer=viewer)
+        if viewer is not None:  # no revoking a key more powerful than the caller's own (an admin's super_admin)
+            self._check_grantor(
+                viewer, record.role, record.permissions or self._policy.role_scopes(record.role), record.org_id
+            )
         revoked = await self._store.revoke_key(record.id, self._clock.now())
         if revoked is None:
             raise NotFound(f"no API key with id {key_id}", reason="key_not_found")

@@ -207,7 +207,7 @@ class Policy:
         """A grantor may hand out only roles it may act as, and only scopes it holds itself."""
         if role not in grantor.allowed_roles:
             raise Forbidden(
-                f"a {grantor.role} credential cannot create a credential with role {role}",
+                f"a credential with role {grantor.role} cannot create or manage one with role {role}",
                 reason="role_escalation",
             )
         missing = scope_rules.within(grantor.scopes, requested_scopes)

@@ -92,6 +92,8 @@ class SqliteDatabase:
         cls, path: Path, migrations: Sequence[Migration] = KEY_STORE_MIGRATIONS
     ) -> AsyncIterator[SqliteDatabase]:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # key digests and sealed secrets: owner only (SQLite gives its -wal and -shm files the same mode)
+        await asyncio.to_thread(path.touch, mode=0o600, exist_ok=True)
         connection = await aiosqlite.connect(path, isolation_level=None)
         try:
             connection.row_factory = aiosqlite.Row

@@ -32,9 +32,12 @@ async def read_json(request: web.Request, *, optional: bool = False) -> Any:
             return None
         raise InvalidRequest("a JSON body is required", reason="body_missing")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         raise InvalidRequest("the request body is not valid JSON", reason="body_malformed") from None
+    if data is None:  # a literal ``null`` is a body, and not an object
+        raise InvalidRequest("the request body must be a JSON object", reason="body_not_object")
+    return data
 
 
 async def parse_body(request: web.Request, model: type[M], *, optional: bool = False) -> M:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
 from sidecar.domain.keys import NewKey
 from sidecar.errors import InvalidRequest
@@ -51,7 +51,7 @@ class CreateKeyBody(BaseModel):
 
 class RollKeyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    expires_in: int = Field(0, ge=0, le=MAX_ROLL_OVERLAP_S)
+    expires_in: StrictInt = Field(0, ge=0, le=MAX_ROLL_OVERLAP_S)
 
 
 def _now(request: web.Request) -> datetime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from sidecar.domain.signing_keys import KeyStatus
 from sidecar.domain.tokens import TokenRequest
@@ -25,7 +25,7 @@ class TokenBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     role: str | None = Field(None, min_length=1, max_length=64)
     permissions: list[str] | None = Field(None, max_length=100)
-    ttl: int | None = Field(None, ge=1, description="seconds; at most the configured lifetime")
+    ttl: StrictInt | None = Field(None, ge=1, description="seconds; at most the configured lifetime")
 
     def to_request(self) -> TokenRequest:
         permissions = None if self.permissions is None else tuple(self.permissions)
@@ -34,7 +34,7 @@ class TokenBody(BaseModel):
 
 class RotateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    immediate: bool = False
+    immediate: StrictBool = False
 
 
 @routes.post(TOKEN_PATH)

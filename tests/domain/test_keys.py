@@ -164,11 +164,15 @@ def _mutations(key: str) -> list[str]:
 
 
 async def test_keys_failing_their_checksum_never_reach_the_store_or_cache(
-    keys: KeyService, store: CountingStore, cache: MemoryKeyCache
+    keys: KeyService, store: CountingStore, cache: MemoryKeyCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     issued = await keys.create(NewKey(), grantor=None)
+    await keys.authenticate(issued.key)  # the real key is in the cache now
     store.calls.clear()
     cached = len(cache)
+    looked_up: list[str] = []
+    lookup = cache.get
+    monkeypatch.setattr(cache, "get", lambda digest: looked_up.append(digest) or lookup(digest))
     for bad in _mutations(issued.key):
         with pytest.raises(InvalidApiKey) as caught:
             await keys.authenticate(bad)
@@ -176,6 +180,7 @@ async def test_keys_failing_their_checksum_never_reach_the_store_or_cache(
         assert bad not in caught.value.message
     assert store.total == 0
     assert len(cache) == cached
+    assert looked_up == []
 
 
 async def test_a_well_formed_unknown_key_asks_the_store_once_per_negative_ttl(

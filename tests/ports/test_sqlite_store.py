@@ -84,3 +84,11 @@ async def test_a_cancellation_as_the_transaction_ends_stays_a_cancellation(tmp_p
             await committed_then_cancelled(db)
         async with db.transaction() as conn:  # the lock is free and the connection usable
             await conn.execute("SELECT 1")
+
+
+async def test_the_database_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    async with SqliteDatabase.open(tmp_path / "data" / "keys.db") as db:
+        await SqliteKeyStore(db).insert_key(make_record(1))
+        modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "data").iterdir()}
+    assert modes["keys.db"] == 0o600
+    assert all(mode & 0o077 == 0 for mode in modes.values()), modes

@@ -166,6 +166,8 @@ async def test_admin_cannot_mint_super_admin(client: Client, admin_key: str) -> 
         (b'{"expires_at": "2020-01-01T00:00:00Z"}', "future"),
         (b'{"expires_at": "2030-01-01T00:00:00"}', "expires_at"),
         (b'{"role": "viewer", "permissions": ["orders:write"]}', "beyond"),
+        (b"null", "JSON object"),
+        (b'{"name": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", "not valid JSON"),  # deeper than Python's stack
     ],
 )
 async def test_bad_input_is_400_with_a_useful_message(
@@ -178,6 +180,27 @@ async def test_bad_input_is_400_with_a_useful_message(
     body = await resp.json()
     assert body["error"] == "INVALID_REQUEST"
     assert fragment in body["message"]
+
+
+async def test_admin_cannot_revoke_a_super_admin_key(client: Client, admin_key: str) -> None:
+    admin = await create(client, admin_key, role="admin")
+    root = await create(client, admin_key, role="super_admin")
+    resp = await client.delete(f"/v1/api_keys/{root['id']}", headers=bearer(admin["key"]))
+    assert resp.status == 403
+    assert (await resp.json())["error"] == "INSUFFICIENT_PERMISSIONS"
+    assert (await client.get("/v1/auth/validate", headers=bearer(root["key"]))).status == 200
+    manager = await create(client, admin_key, role="manager")
+    assert (await client.delete(f"/v1/api_keys/{manager['id']}", headers=bearer(admin["key"]))).status == 200
+
+
+@pytest.mark.parametrize("expires_in", ["60", True, 1.5])
+async def test_roll_refuses_a_number_in_disguise(client: Client, admin_key: str, expires_in: object) -> None:
+    old = await create(client, admin_key)
+    resp = await client.post(
+        f"/v1/api_keys/{old['id']}/roll", json={"expires_in": expires_in}, headers=bearer(admin_key)
+    )
+    assert resp.status == 400
+    assert "expires_in" in (await resp.json())["message"]
 
 
 async def test_oversized_body_is_400(client: Client, admin_key: str) -> None:
