@@ -207,7 +207,7 @@ class Decision:
     role: str
     body: bytes
     #: why it was allowed, for counting: the credential type, or ``OVER_LIMIT``
-    reason: str = ""
+    reason: str
 
 
 def choose_role(principal: Principal, requested: str | None) -> str:
