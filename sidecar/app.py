@@ -236,8 +236,13 @@ def build_hasura_webhook(
     clock: Clock,
     tables: TableModel,
     limits: RateLimitService | None = None,
+    *,
+    metrics: Metrics | None = None,
 ) -> hasura.HasuraWebhook:
-    """The webhook's pipeline: a presented credential (API key, session JWT), then anonymous."""
+    """The webhook's pipeline: a presented credential (API key, session JWT), then anonymous.
+
+    ``metrics``, when given, counts every decision (``sidecar_webhook_decisions_total``).
+    """
     s = settings.hasura_webhook
     steps: list[CredentialAuthenticator] = [PresentedCredential(authenticator)]
     if s.anonymous:
@@ -261,7 +266,7 @@ def build_hasura_webhook(
         over_limit=settings.rate_limit.webhook,
     )
     sources = CredentialSources(header=s.credential_header, cookie=s.credential_cookie)
-    return hasura.HasuraWebhook(decider, sources, s.max_body_bytes)
+    return hasura.HasuraWebhook(decider, sources, s.max_body_bytes, metrics)
 
 
 def build_oauth_clients(settings: Settings, store: OAuthStore, clock: Clock, policy: Policy) -> OAuthClientService:
@@ -463,7 +468,13 @@ def create_app(
                 revocations=revocations,
             )
             app[hasura.HASURA_WEBHOOK] = build_hasura_webhook(
-                settings, authenticator, policy, clock, tables, app[SERVICES].ratelimits
+                settings,
+                authenticator,
+                policy,
+                clock,
+                tables,
+                app[SERVICES].ratelimits,
+                metrics=metrics if settings.metrics.enabled else None,
             )
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)

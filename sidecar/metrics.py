@@ -11,7 +11,10 @@ call                                                   family (labels)
                                                        (route, method, status); the web middleware
                                                        calls it with the route's path *template*
 ``webhook_decision(result, reason, credential_type)``  ``sidecar_webhook_decisions_total``
-                                                       e.g. ``("allow", "api_key", "api_key")``
+                                                       e.g. ``("allow", "api_key", "api_key")``,
+                                                       ``("deny", "role_not_allowed", "session_jwt")``,
+                                                       ``("error", "store_unavailable", "api_key")``;
+                                                       sidecar.web.hasura calls it per answer
 ``token_issued(algorithm)``                            ``sidecar_tokens_issued_total`` (algorithm)
 ``cache(tier, hit)``                                   ``sidecar_key_cache_lookups_total``
                                                        (tier: ``memory``/``redis``, result: hit/miss)
@@ -127,7 +130,7 @@ class Metrics:
         )
         self._decisions = Counter(
             "sidecar_webhook_decisions",
-            "Hasura webhook decisions by result (allow/deny), reason and credential type.",
+            "Hasura webhook decisions by result (allow/deny/error), reason and credential type.",
             ("result", "reason", "credential_type"),
             registry=r,
         )
@@ -197,7 +200,9 @@ class Metrics:
         return child
 
     def webhook_decision(self, result: str, reason: str, credential_type: str) -> None:
-        """One answer of the Hasura webhook: ``result`` is ``allow`` or ``deny``."""
+        """One answer of the Hasura webhook: ``result`` is ``allow`` (200), ``deny`` (401) or
+        ``error`` (503: it could not decide); ``reason`` is the refusal's reason, or for an allow
+        the credential type (``over_limit`` when let through over its rate limit)."""
         key = (result, reason, credential_type)
         child = self._decision_children.get(key)
         if child is None:

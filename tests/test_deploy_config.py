@@ -132,7 +132,7 @@ def test_compose_webhook_mode_is_wired_to_the_sidecar() -> None:
     assert services["hasura"]["image"].startswith("hasura/graphql-engine:v2.")
     hasura = services["hasura"]["environment"]
     assert hasura["HASURA_GRAPHQL_AUTH_HOOK"] == f"http://sidecar:8080{WEBHOOK_PATH}"
-    assert hasura["HASURA_GRAPHQL_AUTH_HOOK_MODE"] in ("GET", "POST")
+    assert hasura["HASURA_GRAPHQL_AUTH_HOOK_MODE"] == "POST"  # GET never shows the sidecar the operation
     assert "HASURA_GRAPHQL_ADMIN_SECRET" in hasura  # webhook mode refuses to start without one
     assert "HASURA_GRAPHQL_JWT_SECRET" not in hasura
     for service in services.values():  # published only on the loopback interface
@@ -170,6 +170,9 @@ def test_chart_wires_probes_secrets_and_hasura() -> None:
     assert values["securityContext"]["readOnlyRootFilesystem"] is True
     assert values["podSecurityContext"]["runAsNonRoot"] is True
     assert set(values["secrets"]) == {"masterKey", "databaseUrl", "redisUrl", "bootstrapAdminKey", "metricsToken"}
+    assert values["hasura"]["webhookMode"] == "POST"  # GET never shows the sidecar the operation
+    example = yaml.safe_load((CHART / "examples" / "values-hasura.yaml").read_text())
+    assert (example["hasura"]["authMode"], example["hasura"]["webhookMode"]) == ("webhook", "POST")
     hasura = (CHART / "templates" / "hasura.yaml").read_text()
     assert "/v1/hasura/webhook" in hasura
     assert JWKS_PATH in hasura

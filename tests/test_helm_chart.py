@@ -39,6 +39,7 @@ HASURA_SECRETS = {"databaseUrl": {"name": "h"}, "adminSecret": {"name": "h"}}
         ({"autoscaling": {"enabled": True}}, "more than one sidecar pod needs a shared database"),
         ({"hasura": {"enabled": True}}, "hasura.enabled needs hasura.databaseUrl.name"),
         ({"hasura": {"enabled": True, "authMode": "both", **HASURA_SECRETS}}, "authMode must be webhook or jwt"),
+        ({"hasura": {"enabled": True, "webhookMode": "post", **HASURA_SECRETS}}, "webhookMode must be POST or GET"),
     ],
 )
 async def test_misconfigurations_fail_the_lint(overlay: dict[str, object], message: str) -> None:

@@ -8,7 +8,7 @@ from sidecar.domain import keyformat
 from sidecar.domain.keys import KeyService
 from sidecar.domain.revocations import TokenRevocations
 from sidecar.errors import InvalidToken, Unauthorized
-from sidecar.models import Principal
+from sidecar.models import CredentialType, Principal
 
 
 class TokenVerifier(Protocol):
@@ -28,6 +28,15 @@ def bearer_credential(authorization: str | None) -> str | None:
     return credential
 
 
+def shape_of(credential: str) -> CredentialType | None:
+    """The credential type a credential's shape routes it to, before anything is verified."""
+    if keyformat.looks_like_api_key(credential):
+        return CredentialType.API_KEY
+    if credential.count(".") == 2:
+        return CredentialType.SESSION_JWT
+    return None
+
+
 class Authenticator:
     """Routes a credential to the API-key or the JWT path by its shape; never falls through."""
 
@@ -44,9 +53,10 @@ class Authenticator:
                 "no credentials: send an API key or token as 'Authorization: Bearer <key>'",
                 reason="no_credentials",
             )
-        if keyformat.looks_like_api_key(credential):
+        shape = shape_of(credential)
+        if shape is CredentialType.API_KEY:
             return await self._keys.authenticate(credential)
-        if self._tokens is not None and credential.count(".") == 2:
+        if self._tokens is not None and shape is CredentialType.SESSION_JWT:
             principal = await self._tokens.verify(credential)
             if self._revocations is not None:
                 self._revocations.check(principal)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from sidecar.domain import hasura_session
-from sidecar.domain.authn import Authenticator
+from sidecar.domain.authn import Authenticator, shape_of
 from sidecar.domain.operations import OperationPolicy
 from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy
@@ -48,6 +48,15 @@ class Credentials:
     @property
     def presented(self) -> bool:
         return self.credential is not None or self.malformed
+
+    @property
+    def kind(self) -> str:
+        """What was presented, by its shape alone (a refused credential names no principal):
+        ``anonymous`` (nothing), ``api_key``, ``session_jwt``, ``malformed`` or ``unknown``."""
+        if self.credential is None:
+            return "malformed" if self.malformed else CredentialType.ANONYMOUS.value
+        shape = shape_of(self.credential)
+        return "unknown" if shape is None else shape.value
 
     @classmethod
     def from_headers(cls, headers: HeaderLookup, sources: CredentialSources) -> Credentials:
@@ -186,6 +195,10 @@ class Anonymous:
         return self._principal
 
 
+#: ``Decision.reason`` of a call let through over its rate limit (``SIDECAR_RATE_LIMIT__WEBHOOK=allow``).
+OVER_LIMIT = "over_limit"
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """An allowed request: who, as which role, and the exact body to send Hasura."""
@@ -193,6 +206,8 @@ class Decision:
     principal: Principal
     role: str
     body: bytes
+    #: why it was allowed, for counting: the credential type, or ``OVER_LIMIT``
+    reason: str
 
 
 def choose_role(principal: Principal, requested: str | None) -> str:
@@ -245,8 +260,9 @@ class Decider:
 
     async def _decide(self, creds: Credentials, request: object) -> Decision:
         principal = await self._authenticate(creds)
+        over_limit = False
         if self._limits is not None and principal.credential_type is not CredentialType.ANONYMOUS:
-            await self._count(self._limits, principal)
+            over_limit = await self._count(self._limits, principal)
         requested = creds.requested_role
         role = choose_role(principal, self._our_names.get(requested, requested) if requested else requested)
         if self._operations is not None:
@@ -256,10 +272,14 @@ class Decider:
                 self._operations.check(principal, role, request)
         max_age = hasura_session.cache_max_age(self._clock.now(), principal.expires_at, self._max_age)
         hasura_role = self._policy.hasura_role(role) if self._policy else role
-        return Decision(principal, role, self._bodies.body(principal, hasura_role, max_age))
+        reason = OVER_LIMIT if over_limit else principal.credential_type.value
+        return Decision(principal, role, self._bodies.body(principal, hasura_role, max_age), reason)
 
-    async def _count(self, limits: RateLimitService, principal: Principal) -> None:
-        """Hasura understands only 200 and 401: over the limit is a 401, or (``allow``) a logged pass."""
+    async def _count(self, limits: RateLimitService, principal: Principal) -> bool:
+        """Hasura understands only 200 and 401: over the limit is a 401, or (``allow``) a logged pass.
+
+        Returns whether the call was let through over its limit.
+        """
         try:
             await limits.check_principal(principal)
         except RateLimited:
@@ -267,6 +287,8 @@ class Decider:
                 raise Unauthorized("this credential is over its rate limit", reason="rate_limited") from None
             self.outcomes["over_limit", "rate_limited"] += 1
             log.warning("webhook call over its rate limit let through (key %s)", principal.key_id or "-")
+            return True
+        return False
 
     async def _authenticate(self, creds: Credentials) -> Principal:
         for authenticator in self._authenticators:

@@ -1,10 +1,14 @@
 """Operation-aware webhook decisions: what the GraphQL request Hasura forwards would do.
 
 In POST mode Hasura v2 sends the client's request as ``request`` (hasura-contract.md §2.3): it
-may be missing (send-body off, Hasura v3), ``null`` (the client sent invalid JSON), one object, or
-a batch array. The operation type is read with graphql-core, never by pattern matching, and
-parsed documents are kept in a bounded LRU keyed by the query text: clients resend the same
-queries over and over.
+may be missing (send-body off, Hasura v3), ``null``, one object, or a batch array. The operation
+type is read with graphql-core, never by pattern matching, and parsed documents are kept in a
+bounded LRU keyed by the query text: clients resend the same queries over and over.
+
+``null`` is what Hasura sends when the client's body was not valid JSON, and at a websocket's
+``connection_init`` (§1.2): a websocket is authenticated once, there, and the queries, mutations
+and subscriptions later sent over it never reach the webhook. So ``null`` is not "nothing to
+run": for the checks it counts as an operation the webhook was not shown (``OperationPolicy``).
 """
 
 from __future__ import annotations
@@ -87,10 +91,11 @@ class OperationReader:
     def read(self, request: object) -> tuple[Operation, ...]:
         """The operations of one request object or a batch; raises ``Unreadable``.
 
-        ``None`` (Hasura could not parse the client's JSON) runs nothing: an empty tuple.
+        ``None`` is unreadable (``request_null``): it hides what will run rather than running
+        nothing, and ``OperationPolicy`` decides what it means before asking this reader.
         """
         if request is None:
-            return ()
+            raise Unreadable("request_null")
         if isinstance(request, list):
             if not request:
                 raise Unreadable("batch_empty")
@@ -177,6 +182,13 @@ class OperationPolicy:
     reach, by ``tables.yaml`` (sidecar.domain.field_scopes). A credential that may run
     every operation type is not parsed at all. For one that may not, a request we cannot read
     is refused too: an operation graphql-core cannot read might still be one Hasura can run.
+
+    ``request: null`` (a websocket's ``connection_init``, or a client body Hasura could not
+    parse) shows no operation, while whatever the websocket later carries is never shown: a
+    caller held to its scopes is refused as when no operation is sent (``check_unseen``), and so
+    is a role that may not subscribe. The mutation rule alone does not refuse it, or no
+    read-only client could open a websocket; as in GET mode, Hasura's permissions then decide
+    what a read-only role may write.
     """
 
     def __init__(
@@ -195,6 +207,9 @@ class OperationPolicy:
         gated = self._gate is not None and self._gate.applies(principal, role)
         if not forbidden and not gated:
             return
+        if request is None:
+            self._check_null(principal, role, forbidden)
+            return
         try:
             operations = self._reader.read(request)
         except Unreadable as exc:
@@ -210,6 +225,16 @@ class OperationPolicy:
                 )
             if gated and self._gate is not None:
                 self._gate.check(principal, role, operation.root_fields)
+
+    def _check_null(self, principal: Principal, role: str, forbidden: frozenset[OperationType]) -> None:
+        self.check_unseen(principal, role)
+        if OperationType.SUBSCRIPTION in forbidden:
+            raise Unauthorized(
+                "this role may not run subscriptions, and the webhook was not sent the operation "
+                "(Hasura sends request: null at a websocket's connection_init; what the websocket "
+                "carries later never reaches the webhook)",
+                reason="subscription_not_allowed",
+            )
 
     def check_unseen(self, principal: Principal, role: str) -> None:
         """Hasura sent no operation (GET mode, send-body off, v3): refuse a caller held to its scopes

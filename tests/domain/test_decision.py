@@ -26,7 +26,7 @@ from sidecar.domain.decision import (
 from sidecar.domain.keys import KeyService, NewKey
 from sidecar.domain.rbac import Policy
 from sidecar.errors import ExpiredApiKey, InvalidApiKey, RevokedApiKey, TokenExpired, Unauthorized, Unavailable
-from sidecar.models import KeyType
+from sidecar.models import Environment, KeyType
 from sidecar.ports.clock import FrozenClock
 from sidecar.settings import Settings, load_role_model
 from tests.hasura_rules import HasuraView, hasura_reads
@@ -45,6 +45,16 @@ def from_pairs(pairs: list[tuple[str, str]], sources: CredentialSources = SOURCE
 
 
 # --- Credentials, parsed from headers --------------------------------------------------------
+
+
+def test_kind_names_what_was_presented_by_its_shape_alone() -> None:
+    key = keyformat.mint(keyformat.prefix_for(KeyType.SECRET, "operator", Environment.LIVE))
+    assert creds().kind == "anonymous"
+    assert creds(Authorization=f"Bearer {key}").kind == "api_key"
+    assert creds(Authorization="Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig").kind == "session_jwt"
+    assert creds(Authorization="Bearer nonsense").kind == "unknown"
+    assert creds(Authorization="Basic dTpw").kind == "malformed"
+    assert creds(X_Api_Key="with space").kind == "malformed"
 
 
 @pytest.mark.parametrize("name", ["Authorization", "authorization", "AUTHORIZATION"])

@@ -6,9 +6,12 @@ from typing import Any
 
 import pytest
 
+from sidecar.domain.field_scopes import ScopeGate
 from sidecar.domain.operations import OperationPolicy, OperationReader, OperationType, Unreadable, may_write
+from sidecar.domain.rbac import Policy
 from sidecar.errors import Unauthorized
 from sidecar.models import CredentialType, Environment, Principal
+from sidecar.settings import load_role_model, load_table_model
 
 Q = OperationType.QUERY
 M = OperationType.MUTATION
@@ -45,9 +48,15 @@ def test_operation_name_selects_the_operation() -> None:
 def test_batches_and_null() -> None:
     batch = [{"query": "{ orders { id } }"}, {"query": "mutation { update_orders(where: {}) { affected_rows } }"}]
     assert [t for t, _ in read(batch)] == [Q, M]
-    assert read(None) == []
     with pytest.raises(Unreadable, match="batch_empty"):
         read([])
+
+
+def test_null_is_unreadable_not_an_empty_request() -> None:
+    with pytest.raises(Unreadable, match="request_null"):
+        read(None)
+    with pytest.raises(Unreadable, match="request_not_object"):
+        read([None])
 
 
 @pytest.mark.parametrize(
@@ -102,7 +111,6 @@ def test_policy_refuses_mutations_without_write_scope_and_unreadable_requests() 
     policy = OperationPolicy(OperationReader())
     reader_only = principal(("orders:read",))
     policy.check(reader_only, "viewer", {"query": "{ orders { id } }"})
-    policy.check(reader_only, "viewer", None)
     with pytest.raises(Unauthorized) as denied:
         policy.check(reader_only, "viewer", [{"query": "{ a }"}, {"query": "mutation { b }"}])
     assert denied.value.reason == "mutation_not_allowed"
@@ -125,3 +133,44 @@ def test_subscriptions_only_for_listed_roles() -> None:
     with pytest.raises(Unauthorized) as denied:
         policy.check(principal(("orders:write",), "manager"), "manager", sub)
     assert denied.value.reason == "subscription_not_allowed"
+
+
+def gated_policy(*, subscription_roles: frozenset[str] | None = None, unseen: str = "refuse") -> OperationPolicy:
+    roles = Policy(load_role_model(None))
+    tables = load_table_model(None, load_role_model(None)).model_copy(update={"unseen_operations": unseen})
+    return OperationPolicy(OperationReader(), subscription_roles=subscription_roles, gate=ScopeGate(roles, tables))
+
+
+def test_null_request_is_an_unseen_operation_for_a_caller_held_to_its_scopes() -> None:
+    """``request: null`` (a websocket's connection_init) hides every operation that follows."""
+    restricted = principal(("inventory:read",), "restricted")
+    policy = gated_policy()
+    policy.check(restricted, "restricted", {"query": "{ inventory { sku } }"})
+    with pytest.raises(Unauthorized) as denied:
+        policy.check(restricted, "restricted", None)
+    assert denied.value.reason == "operation_not_sent"
+    with pytest.raises(Unauthorized) as denied:
+        policy.check_unseen(restricted, "restricted")  # exactly as if ``request`` were absent
+    assert denied.value.reason == "operation_not_sent"
+    gated_policy(unseen="allow").check(restricted, "restricted", None)  # Hasura checks scopes in the database
+
+
+def test_null_request_is_refused_where_the_role_may_not_subscribe() -> None:
+    roles = Policy(load_role_model(None))
+    policy = gated_policy(subscription_roles=frozenset({"operator"}))
+    policy.check(principal(roles.role_scopes("operator"), "operator"), "operator", None)
+    with pytest.raises(Unauthorized) as denied:
+        policy.check(principal(roles.role_scopes("manager"), "manager"), "manager", None)
+    assert denied.value.reason == "subscription_not_allowed"
+    without_gate = OperationPolicy(OperationReader(), subscription_roles=frozenset())
+    with pytest.raises(Unauthorized) as denied:
+        without_gate.check(principal(("orders:read",)), "viewer", None)
+    assert denied.value.reason == "subscription_not_allowed"
+
+
+def test_null_request_passes_a_read_only_caller_hasura_fully_describes() -> None:
+    """No mutation can be seen over a websocket; refusing ``null`` here would forbid every
+    read-only websocket. Hasura's role permissions decide, as in GET mode."""
+    policy = gated_policy()
+    policy.check(principal(Policy(load_role_model(None)).role_scopes("viewer"), "viewer"), "viewer", None)
+    OperationPolicy(OperationReader()).check(principal(("orders:read",)), "viewer", None)

@@ -5,14 +5,21 @@ Every answer goes through ``hasura_reads``: a response Hasura would turn into a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.app import create_app
+from sidecar.domain import keyformat
+from sidecar.logs import JsonFormatter
+from sidecar.models import Environment, KeyType
 from sidecar.ports.clock import FrozenClock
 from sidecar.settings import HasuraWebhookSettings, Settings
 from tests.conftest import Bootstrap, ClientFactory, bearer
@@ -26,6 +33,7 @@ from tests.hasura_rules import (
     post_v2_body,
     post_v3_body,
 )
+from tests.ports.pgproxy import PgRelay
 
 Client = TestClient[Any, Any]
 URL = "/v1/hasura/webhook"
@@ -44,6 +52,18 @@ async def new_key(client: Client, admin_key: str, **body: Any) -> str:
     resp = await client.post("/v1/api_keys", json={"name": "k", **body}, headers=bearer(admin_key))
     assert resp.status == 201, await resp.text()
     return str((await resp.json())["key"])
+
+
+async def decisions(client: Client) -> dict[tuple[str, str, str], float]:
+    """``sidecar_webhook_decisions_total`` as scraped from ``/metrics``, by (result, reason, type)."""
+    resp = await client.get("/metrics")
+    assert resp.status == 200
+    return {
+        (s.labels["result"], s.labels["reason"], s.labels["credential_type"]): s.value
+        for family in text_string_to_metric_families(await resp.text())
+        for s in family.samples
+        if s.name == "sidecar_webhook_decisions_total"
+    }
 
 
 async def hook_get(client: Client, **client_headers: str) -> HasuraView:
@@ -229,12 +249,25 @@ async def test_revocation_through_this_process_takes_effect_at_once(client: Clie
 
 
 @pytest.mark.parametrize(
-    "raw", [b"", b"not json", b"[]", b'{"request": {}}', b'{"headers": ["Authorization"]}', b'{"headers": "x"}']
+    ("raw", "reason"),
+    [
+        (b"", "body_malformed"),
+        (b"not json", "body_malformed"),
+        (b"\xff\xfe{}", "body_malformed"),
+        (b"[]", "body_not_object"),
+        (b'{"request": {}}', "webhook_headers_missing"),
+        (b'{"headers": ["Authorization"]}', "webhook_headers_missing"),
+        (b'{"headers": "x"}', "webhook_headers_missing"),
+        (b'{"headers": null, "request": null}', "webhook_headers_missing"),
+    ],
 )
-async def test_bodies_hasura_never_sends_are_400(client: Client, raw: bytes) -> None:
+async def test_bodies_hasura_never_sends_are_401(client: Client, raw: bytes, reason: str) -> None:
+    """Hasura turns a 400 into a 500 for its client (§1.7): a body it never sends is refused with 401."""
     resp = await client.post(URL, data=raw, headers=HASURA_HEADERS)
-    assert resp.status == 400
-    assert (await resp.json())["error"] == "INVALID_REQUEST"
+    assert resp.status == 401
+    assert hasura_reads(resp.status, await resp.read()).denied
+    assert (await resp.json())["error"] == "UNAUTHENTICATED"
+    assert await decisions(client) == {("deny", reason, "unknown"): 1}
 
 
 async def test_non_string_header_values_in_the_body_are_ignored(client: Client, admin_key: str) -> None:
@@ -249,4 +282,224 @@ async def test_large_post_bodies_up_to_the_webhook_limit(client: Client, admin_k
     big = {"query": "query Q($v: String) { orders { id } }", "variables": {"v": "x" * 200_000}}
     assert (await hook_post(client, big, Authorization=f"Bearer {key}")).role == "viewer"
     resp = await client.post(URL, json=post_v2_body({}, {"query": "x" * 2_000_000}), headers=HASURA_HEADERS)
-    assert resp.status == 400
+    assert resp.status == 401
+    assert (await resp.json())["error"] == "UNAUTHENTICATED"
+
+
+async def test_a_body_over_the_limit_is_401_with_or_without_a_content_length(client: Client) -> None:
+    big = json.dumps(post_v2_body({}, {"query": "x" * 2_000_000})).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, len(big), 65536):
+            yield big[i : i + 65536]
+
+    declared = await client.post(URL, data=big, headers=HASURA_HEADERS)
+    chunked = await client.post(URL, data=chunks(), headers=HASURA_HEADERS)
+    for resp in (declared, chunked):
+        assert resp.status == 401
+        assert hasura_reads(resp.status, await resp.read()).denied
+    assert await decisions(client) == {("deny", "body_too_large", "unknown"): 2}
+
+
+# --- request: null, subscriptions ------------------------------------------------------------------
+
+INVENTORY = {"query": "query Stock { inventory { sku } }", "operationName": "Stock"}
+SUBSCRIPTION = {"query": "subscription Live { orders { id } }", "operationName": "Live"}
+
+
+async def test_request_null_is_refused_for_a_key_held_to_its_scopes(client: Client, admin_key: str) -> None:
+    """Hasura sends ``request: null`` at a websocket's connection_init (§1.2, §2.3): whatever the
+    websocket carries later never reaches the webhook, so null counts as an unseen operation."""
+    key = await new_key(client, admin_key, type="restricted", permissions=["inventory:read"])
+    auth = {"Authorization": f"Bearer {key}"}
+    assert (await hook_post(client, INVENTORY, **auth)).role == "restricted"
+    assert (await hook_post(client, MISSING, **auth)).denied
+    assert (await hook_post(client, None, **auth)).denied
+    assert (await hook_post(client, [INVENTORY, None], **auth)).denied
+    assert (await decisions(client))["deny", "operation_not_sent", "api_key"] == 2
+
+
+async def test_subscriptions_only_for_the_listed_roles(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock
+) -> None:
+    settings = make_settings(hasura_webhook=HasuraWebhookSettings(subscription_roles=("operator",)))
+    boot = Bootstrap()
+    client = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=boot))
+    manager = {"Authorization": f"Bearer {await new_key(client, boot.key, role='manager')}"}
+    operator = {"Authorization": f"Bearer {await new_key(client, boot.key, role='operator')}"}
+    assert (await hook_post(client, SUBSCRIPTION, **operator)).role == "operator"
+    assert (await hook_post(client, None, **operator)).role == "operator"
+    assert (await hook_post(client, QUERY, **manager)).role == "manager"
+    assert (await hook_post(client, SUBSCRIPTION, **manager)).denied
+    assert (await hook_post(client, [QUERY, SUBSCRIPTION], **manager)).denied
+    assert (await hook_post(client, None, **manager)).denied  # a websocket's connection_init
+    # acting as a role that may subscribe is what the role decides, not the key's own role
+    assert (await hook_post(client, SUBSCRIPTION, **manager, **{"X-Hasura-Role": "operator"})).role == "operator"
+    assert (await hook_post(client, SUBSCRIPTION)).denied  # anonymous is not listed either
+    assert (await decisions(client))["deny", "subscription_not_allowed", "api_key"] == 3
+
+
+# --- the decision metric and the request log -------------------------------------------------------
+
+
+async def test_every_answer_is_counted_by_result_reason_and_credential_type(client: Client, admin_key: str) -> None:
+    viewer = await new_key(client, admin_key, role="viewer")
+    assert (await hook_get(client, Authorization=f"Bearer {viewer}")).role == "viewer"
+    assert (await hook_post(client, QUERY, Authorization=f"Bearer {viewer}")).role == "viewer"
+    assert (await hook_post(client, MUTATION, Authorization=f"Bearer {viewer}")).denied
+    assert (await hook_get(client, Authorization=f"Bearer {viewer}", **{"X-Hasura-Role": "operator"})).denied
+    assert (await hook_get(client)).role == "anonymous"
+    assert (await hook_get(client, Authorization="Basic dTpw")).denied
+    assert (await hook_get(client, Authorization="Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig")).denied
+    assert (await hook_get(client, Authorization="Bearer nonsense")).denied
+    assert await decisions(client) == {
+        ("allow", "api_key", "api_key"): 2,
+        ("deny", "mutation_not_allowed", "api_key"): 1,
+        ("deny", "role_not_allowed", "api_key"): 1,
+        ("allow", "anonymous", "anonymous"): 1,
+        ("deny", "credential_malformed", "malformed"): 1,
+        ("deny", "token_unknown_kid", "session_jwt"): 1,
+        ("deny", "credential_unrecognised", "unknown"): 1,
+    }
+
+
+async def test_no_decision_is_counted_with_metrics_off(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock
+) -> None:
+    settings = make_settings(metrics={"enabled": False})
+    client = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=Bootstrap()))
+    assert (await hook_get(client)).role == "anonymous"
+    assert (await client.get("/metrics")).status == 404
+
+
+async def test_the_log_line_of_an_allowed_call_carries_the_key_id(
+    client: Client, admin_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sidecar.access")
+    key = await new_key(client, admin_key, role="viewer")
+    caplog.clear()
+    allowed = await hook_get(client, Authorization=f"Bearer {key}")
+    await hook_post(client, QUERY, Authorization=f"Bearer {key}")
+    await hook_post(client, MUTATION, Authorization=f"Bearer {key}")
+    await hook_get(client)
+    get_line, post_line, denied_line, anonymous_line = access_lines(caplog)
+    assert get_line["key_id"] == post_line["key_id"] == allowed.session["x-hasura-key-id"]
+    assert (get_line["status"], post_line["status"]) == (200, 200)
+    assert (denied_line["status"], denied_line["reason"]) == (401, "mutation_not_allowed")
+    assert "key_id" not in denied_line  # refused before a principal was noted
+    assert anonymous_line["status"] == 200
+    assert "key_id" not in anonymous_line
+    assert key not in json.dumps([get_line, post_line, denied_line])
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "sidecar.access"]
+
+
+# --- no credentials, X-Hasura-Role ---------------------------------------------------------------
+
+
+async def test_no_credentials_may_ask_only_for_the_anonymous_role(client: Client) -> None:
+    """§4.2: anonymous access is the webhook's 200 with the anonymous role; §1.11: Hasura never
+    checks X-Hasura-Role, so asking for any other role without credentials must be a 401."""
+    assert (await hook_get(client, **{"X-Hasura-Role": "viewer"})).denied
+    assert (await hook_post(client, QUERY, **{"X-Hasura-Role": "viewer"})).denied
+    assert (await hook_post(client, v3=True, **{"x-hasura-role": "org_admin"})).denied
+    assert (await hook_get(client, **{"X-Hasura-Role": "anonymous"})).role == "anonymous"
+    assert (await decisions(client))["deny", "role_not_allowed", "anonymous"] == 3
+
+
+# --- a session JWT from POST /v1/auth/token -------------------------------------------------------
+
+
+async def test_a_session_jwt_from_the_token_endpoint(client: Client, admin_key: str, clock: FrozenClock) -> None:
+    key = await new_key(client, admin_key, role="manager", org_id="org_acme", team_id="team_9", user_id="u_1")
+    validated = await (await client.get("/v1/auth/validate", headers=bearer(key))).json()
+    exchanged = await client.post("/v1/auth/token", json={"ttl": 45}, headers=bearer(key))
+    assert exchanged.status == 200, await exchanged.text()
+    token = (await exchanged.json())["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+
+    view = await hook_get(client, **auth)
+    assert view.session == {
+        "x-hasura-role": "manager",
+        "x-hasura-user-id": "u_1",
+        "x-hasura-org-id": "org_acme",
+        "x-hasura-team-id": "team_9",
+        "x-hasura-key-id": validated["key_id"],
+        "x-hasura-environment": "live",
+        "x-hasura-permissions": "{orders:read,orders:write,customers:read,customers:write,inventory:read,"
+        "inventory:write,returns:read,returns:write,reports:read,settings:write}",
+        "cache-control": "max-age=45",
+    }
+    assert view.max_age == 45  # the token lives 45 s, less than max_cache_age_s (60)
+    assert (await hook_post(client, QUERY, v3=True, **auth)).session == view.session
+
+    # role selection: a role the token holds is granted, by our name or Hasura's; others are 401
+    assert (await hook_get(client, **auth, **{"X-Hasura-Role": "operator"})).role == "operator"
+    assert (await hook_post(client, QUERY, **auth, **{"x-hasura-role": "viewer"})).role == "viewer"
+    assert (await hook_get(client, **auth, **{"X-Hasura-Role": "admin"})).denied
+    assert (await hook_get(client, **auth, **{"X-Hasura-Role": "org_admin"})).denied
+
+    clock.advance(40)
+    assert (await hook_get(client, **auth)).max_age == 5  # never beyond the token's exp
+    clock.advance(5)
+    assert (await hook_get(client, **auth)).denied
+    counted = await decisions(client)
+    assert counted["allow", "session_jwt", "session_jwt"] == 5
+    assert counted["deny", "role_not_allowed", "session_jwt"] == 2
+    assert counted["deny", "token_expired", "session_jwt"] == 1
+
+
+async def test_a_session_jwt_never_outlives_max_cache_age(client: Client, admin_key: str) -> None:
+    key = await new_key(client, admin_key, role="viewer")
+    token = (await (await client.post("/v1/auth/token", headers=bearer(key))).json())["access_token"]
+    assert (await hook_get(client, Authorization=f"Bearer {token}")).max_age == 60
+
+
+# --- 503: the store unreachable and nothing cached -------------------------------------------------
+
+
+@pytest.fixture
+async def relay(pg_server_url: str) -> AsyncIterator[PgRelay]:
+    relay = PgRelay(pg_server_url)
+    await relay.start()
+    yield relay
+    await relay.cut()
+
+
+async def test_503_only_when_the_store_is_unreachable_and_nothing_is_cached(
+    aiohttp_client: ClientFactory,
+    tmp_path: Path,
+    pg_url: str,
+    relay: PgRelay,
+    clock: FrozenClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", database_url=relay.url(pg_url), database_timeout_s=2)
+    boot = Bootstrap()
+    client = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=boot))
+    cached = await new_key(client, boot.key, role="viewer")
+    assert (await hook_get(client, Authorization=f"Bearer {cached}")).role == "viewer"  # now cached
+    never_seen = keyformat.mint(keyformat.prefix_for(KeyType.SECRET, "operator", Environment.LIVE))
+    caplog.set_level(logging.INFO, logger="sidecar")
+    caplog.clear()
+
+    await relay.cut()
+    assert (await hook_get(client, Authorization=f"Bearer {cached}")).role == "viewer"
+    for resp in (
+        await client.get(URL, headers=get_mode_headers({"Authorization": f"Bearer {never_seen}"})),
+        await client.post(URL, json=post_v2_body({"Authorization": f"Bearer {never_seen}"}), headers=HASURA_HEADERS),
+    ):
+        assert resp.status == 503
+        assert (await resp.json())["error"] == "SERVICE_UNAVAILABLE"
+    assert (await hook_get(client)).role == "anonymous"  # no credentials: nothing to look up
+
+    counted = await decisions(client)
+    assert counted["error", "store_unavailable", "api_key"] == 2
+    assert counted["allow", "api_key", "api_key"] == 2
+    failed = [line for line in access_lines(caplog) if line["status"] == 503]
+    assert [(line["route"], line["reason"]) for line in failed] == [(URL, "store_unavailable")] * 2
+    errors = [r.getMessage() for r in caplog.records if r.name == "sidecar.web" and r.levelno == logging.ERROR]
+    assert errors == [f"request failed: store_unavailable ({URL})"] * 2
+    assert never_seen not in caplog.text

@@ -143,6 +143,17 @@ async def hook(client: Client, key: str | None) -> HasuraView:
     return hasura_reads(resp.status, await resp.read())
 
 
+async def webhook_decisions(client: Client) -> dict[tuple[str, str], float]:
+    """``sidecar_webhook_decisions_total`` of API-key calls, by (result, reason), from ``/metrics``."""
+    text = await (await client.get("/metrics")).text()
+    return {
+        (s.labels["result"], s.labels["reason"]): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "sidecar_webhook_decisions_total" and s.labels["credential_type"] == "api_key"
+    }
+
+
 async def test_over_the_limit_on_the_webhook_is_a_401_hasura_understands(
     aiohttp_client: ClientFactory, tmp_path: Path, clock: FrozenClock
 ) -> None:
@@ -152,6 +163,7 @@ async def test_over_the_limit_on_the_webhook_is_a_401_hasura_understands(
     assert [v.denied for v in views] == [False, False, False, True]
     clock.advance(10)
     assert not (await hook(client, key)).denied
+    assert await webhook_decisions(client) == {("allow", "api_key"): 4, ("deny", "rate_limited"): 1}
 
 
 async def test_the_webhook_can_let_calls_over_the_limit_through(
@@ -165,6 +177,7 @@ async def test_the_webhook_can_let_calls_over_the_limit_through(
     assert all(v.session["x-hasura-role"] for v in views)
     resp = await client.get("/v1/auth/validate", headers=bearer(key))
     assert resp.status == 429  # our own API still says so
+    assert await webhook_decisions(client) == {("allow", "api_key"): 3, ("allow", "over_limit"): 2}
 
 
 async def test_anonymous_webhook_calls_are_not_one_shared_budget(
