@@ -148,11 +148,16 @@ def observe_middleware(
 
 
 def _log_request(request: web.Request, observation: Observation, route: str, status: int, elapsed: float) -> None:
-    access_log.info(
+    # makeRecord + handle is what Logger.info does, less the stack walk that finds the caller's
+    # file and line (the same for every line here): a third of a log line's cost
+    record = access_log.makeRecord(
+        access_log.name,
+        logging.INFO,
+        __file__,
+        0,
         "%s %s %s",
-        request.method,
-        route,
-        status,
+        (request.method, route, status),
+        None,
         extra={
             "request_id": observation.request_id,
             "method": request.method,
@@ -163,3 +168,4 @@ def _log_request(request: web.Request, observation: Observation, route: str, sta
             "key_id": observation.principal.key_id if observation.principal else None,
         },
     )
+    access_log.handle(record)

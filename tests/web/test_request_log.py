@@ -87,3 +87,17 @@ async def test_request_log_settings(
     assert (await client.get("/healthz")).status == 200
     assert (await client.get("/v1/auth/validate")).status == 401
     assert [line["status"] for line in access_lines(caplog)] == expected
+
+
+def test_log_lines_carry_utc_timestamps_to_the_millisecond() -> None:
+    formatter = JsonFormatter()
+
+    def ts(created: float) -> str:
+        record = logging.LogRecord("sidecar.access", logging.INFO, __file__, 0, "x", None, None)
+        record.created = created
+        return str(json.loads(formatter.format(record))["ts"])
+
+    assert ts(1_700_000_000.0456) == "2023-11-14T22:13:20.045Z"
+    assert ts(1_700_000_000.9999) == "2023-11-14T22:13:20.999Z"
+    assert ts(1_700_000_001.0) == "2023-11-14T22:13:21.000Z"  # the next second, not a stale one
+    assert ts(1_699_999_999.5) == "2023-11-14T22:13:19.500Z"
