@@ -250,6 +250,7 @@ def build_hasura_webhook(
             OperationReader(max_entries=s.operation_cache_entries),
             subscription_roles=subscribers,
             gate=ScopeGate(policy, tables),
+            policy=policy,
         )
     decider = Decider(
         steps,

@@ -203,7 +203,7 @@ async def test_publishable_key_gets_an_anonymous_token(client: Client, admin_key
 
 
 async def test_narrowing_role_permissions_and_ttl(client: Client, admin_key: str, clock: FrozenClock) -> None:
-    key = await new_key(client, admin_key, role="manager")
+    key = await new_key(client, admin_key, role="admin")
     body = await exchange(client, key, {"role": "viewer", "permissions": ["orders:read"], "ttl": 600})
     assert body["expires_in"] == 600
     jwks = JwksCache(client)
@@ -227,7 +227,8 @@ async def test_narrowing_role_permissions_and_ttl(client: Client, admin_key: str
     [
         ({"role": "admin"}, "admin"),
         ({"permissions": ["customers:write"]}, "customers:write"),
-        ({"role": "viewer", "permissions": ["orders:write"]}, "orders:write"),
+        ({"role": "viewer"}, "viewer"),  # viewer reads every order of the org, operator only its own
+        ({"role": "anonymous", "permissions": ["orders:read"]}, "orders:read"),
         ({"ttl": 3601}, "3600"),
     ],
 )
