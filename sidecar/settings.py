@@ -55,6 +55,9 @@ class HasuraWebhookSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
     anonymous: bool = Field(True, description="answer requests without credentials with anonymous_role")
     anonymous_role: str = Field("anonymous", min_length=1, max_length=64)
+    anonymous_org_id: str | None = Field(
+        None, max_length=128, description="X-Hasura-Org-Id of keyless anonymous requests; None: no org"
+    )
     credential_header: str | None = Field(None, description="a header carrying a bare API key or token")
     credential_cookie: str | None = Field(None, description="a cookie carrying an API key or token")
     max_cache_age_s: int = Field(60, ge=1, le=86_400, description="Cache-Control max-age bound (revocation bound)")
@@ -62,6 +65,11 @@ class HasuraWebhookSettings(BaseModel):
     subscription_roles: tuple[str, ...] | None = Field(None, description="roles that may subscribe; None: all")
     operation_cache_entries: int = Field(1024, ge=0, le=1_000_000)
     max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="POST mode body limit")
+
+    @field_validator("anonymous_org_id", mode="before")
+    @classmethod
+    def _blank_org_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("credential_header")
     @classmethod

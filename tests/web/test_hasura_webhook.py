@@ -149,6 +149,17 @@ async def test_no_credentials_get_the_anonymous_role(client: Client) -> None:
     assert (await hook_post(client, v3=True)).role == "anonymous"
 
 
+async def test_keyless_requests_carry_no_org_unless_one_is_configured(
+    client: Client, aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock
+) -> None:
+    assert "x-hasura-org-id" not in (await hook_get(client)).session
+    settings = make_settings(hasura_webhook=HasuraWebhookSettings(anonymous_org_id="org_shop"))
+    shop = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=Bootstrap()))
+    for view in (await hook_get(shop), await hook_post(shop, QUERY), await hook_post(shop, v3=True)):
+        assert (view.role, view.session["x-hasura-org-id"]) == ("anonymous", "org_shop")
+        assert "x-hasura-user-id" not in view.session
+
+
 async def test_anonymous_off_means_401(
     aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock
 ) -> None:
