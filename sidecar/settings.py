@@ -237,7 +237,7 @@ class OAuthSettings(BaseModel):
     refresh_ttl_s: int = Field(30 * 86_400, ge=300, le=365 * 86_400, description="refresh token lifetime")
     session_ttl_s: int = Field(900, ge=60, le=86_400, description="consent page sign-in lifetime")
     cookie_secure: Literal["auto", "always", "never"] = Field(
-        "auto", description="Secure flag on the sign-in cookie; auto: when the request came over TLS"
+        "auto", description="Secure flag on the sign-in cookie; auto: over TLS or when the public URL is https"
     )
     idp_jwks_url: str | None = Field(None, description="an external identity provider's JWKS (e.g. Clerk's)")
     idp_issuer: str | None = Field(None, description="the provider's iss; required with idp_jwks_url")
