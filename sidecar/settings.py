@@ -201,7 +201,7 @@ class JwtSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
     algorithm: JwtAlgorithm = Field("RS256", description="RS256 (RSA-2048), ES256, EdDSA (Ed25519) or HS256")
     ttl_s: int = Field(3600, ge=30, le=7 * 86_400, description="token lifetime; a request may only shorten it")
-    issuer: str | None = Field(None, min_length=1, description="iss; default: the public URL")
+    issuer: str | None = Field(None, min_length=1, description="iss; the public URL, which it must equal if set")
     audience: str | None = Field("hasura", min_length=1, description="aud; set it empty to leave aud out")
     claims_namespace: str = Field("https://hasura.io/jwt/claims", min_length=1)
     claims_format: Literal["json", "stringified_json"] = "json"
@@ -309,6 +309,18 @@ class Settings(BaseSettings):
     def jwt_issuer(self) -> str:
         return self.jwt.issuer or self.base_url()
 
+    @model_validator(mode="after")
+    def _one_issuer(self) -> Settings:
+        """Tokens, OAuth metadata (RFC 8414 §3.3: the URL it is served from), the ``iss`` of
+        authorization responses (RFC 9207) and OpenID discovery name one issuer: the public URL."""
+        if self.jwt.issuer is not None and self.jwt.issuer != self.base_url():
+            raise ValueError(
+                f"SIDECAR_JWT__ISSUER ({self.jwt.issuer}) differs from the public URL ({self.base_url()}): "
+                "tokens, OAuth metadata and discovery share one issuer; set SIDECAR_PUBLIC_URL and leave "
+                "SIDECAR_JWT__ISSUER empty"
+            )
+        return self
+
     oauth: OAuthSettings = OAuthSettings()
 
     def store_url(self) -> str:
@@ -326,6 +338,9 @@ def load_settings(**overrides: object) -> Settings:
 def describe_validation_error(exc: ValidationError, *, env_prefix: str = "") -> str:
     lines = []
     for err in exc.errors():
+        if not err["loc"]:  # a check across settings names its variables itself
+            lines.append(str(err["ctx"]["error"]) if "error" in err.get("ctx", {}) else err["msg"])
+            continue
         name = (
             env_prefix + "__".join(str(p) for p in err["loc"]).upper()
             if env_prefix
