@@ -21,16 +21,30 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{- define "sidecar.labels" -}}
+{{/* The release's labels, without a component: each workload adds its own. */}}
+{{- define "sidecar.commonLabels" -}}
 helm.sh/chart: {{ include "sidecar.chart" . }}
-{{ include "sidecar.selectorLabels" . }}
+{{ include "sidecar.releaseSelectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
-{{- define "sidecar.selectorLabels" -}}
+{{/* Labels of every pod of the release; select with a component too, or Hasura's pods match. */}}
+{{- define "sidecar.releaseSelectorLabels" -}}
 app.kubernetes.io/name: {{ include "sidecar.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The sidecar's own resources. */}}
+{{- define "sidecar.labels" -}}
+{{ include "sidecar.commonLabels" . }}
+app.kubernetes.io/component: sidecar
+{{- end }}
+
+{{/* The sidecar's pods only (Service, Deployment, PDB, anti-affinity, ServiceMonitor): never Hasura's. */}}
+{{- define "sidecar.selectorLabels" -}}
+{{ include "sidecar.releaseSelectorLabels" . }}
+app.kubernetes.io/component: sidecar
 {{- end }}
 
 {{- define "sidecar.serviceAccountName" -}}
