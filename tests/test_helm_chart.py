@@ -39,6 +39,11 @@ HASURA_SECRETS = {"databaseUrl": {"name": "h"}, "adminSecret": {"name": "h"}}
     [
         ({"replicaCount": 3}, "more than one sidecar pod needs a shared database"),
         ({"autoscaling": {"enabled": True}}, "more than one sidecar pod needs a shared database"),
+        (
+            {"replicaCount": 3, "secrets": {"databaseUrl": {"name": "db"}}},
+            "more than one sidecar pod, or a database URL, needs secrets.masterKey",
+        ),
+        ({"secrets": {"databaseUrl": {"name": "db"}}}, "more than one sidecar pod, or a database URL, needs secrets"),
         ({"hasura": {"enabled": True}}, "hasura.enabled needs hasura.databaseUrl.name"),
         ({"hasura": {"enabled": True, "authMode": "both", **HASURA_SECRETS}}, "authMode must be webhook or jwt"),
     ],
