@@ -44,6 +44,7 @@ HASURA_SECRETS = {"databaseUrl": {"name": "h"}, "adminSecret": {"name": "h"}}
             "more than one sidecar pod, or a database URL, needs secrets.masterKey",
         ),
         ({"secrets": {"databaseUrl": {"name": "db"}}}, "more than one sidecar pod, or a database URL, needs secrets"),
+        ({"config": {"SIDECAR_PUBLIC_URL": "https://a.example"}}, "set publicUrl, not config.SIDECAR_PUBLIC_URL"),
         ({"hasura": {"enabled": True}}, "hasura.enabled needs hasura.databaseUrl.name"),
         ({"hasura": {"enabled": True, "authMode": "both", **HASURA_SECRETS}}, "authMode must be webhook or jwt"),
     ],
@@ -107,6 +108,26 @@ async def test_the_sidecars_selectors_never_match_hasuras_pods() -> None:
     assert selects(hasura_service["spec"]["selector"], hasura_pods)
     assert not selects(hasura_service["spec"]["selector"], sidecar_pods)
     assert not selects(hasura["spec"]["selector"]["matchLabels"], sidecar_pods)
+
+
+def container_env(chart: dict[str, dict[tuple[str, str], dict[str, Any]]]) -> dict[str, Any]:
+    deployment = chart["deployment.yaml"][("Deployment", "test-release-sidecar")]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+@pytest.mark.parametrize(
+    ("overlays", "public_url"),
+    [
+        ([], "http://test-release-sidecar..svc:8080"),  # the in-cluster URL; lint renders no namespace
+        (["values-hasura.yaml"], "https://auth.example.com"),
+        ([{"publicUrl": "https://auth.example.org/"}], "https://auth.example.org"),
+    ],
+)
+async def test_the_public_url_is_never_the_bind_address(overlays: list[str | dict[str, Any]], public_url: str) -> None:
+    env = container_env(await rendered(overlays))
+    assert env["SIDECAR_HOST"] == "0.0.0.0"  # the bind address inside the pod
+    assert env["SIDECAR_PUBLIC_URL"] == public_url
 
 
 async def test_render_raises_a_templates_own_failure() -> None:

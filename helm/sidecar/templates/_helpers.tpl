@@ -60,6 +60,11 @@ app.kubernetes.io/component: sidecar
 {{- printf "http://%s.%s.svc:%d" (include "sidecar.fullname" .) .Release.Namespace (int .Values.service.port) }}
 {{- end }}
 
+{{/* SIDECAR_PUBLIC_URL: publicUrl, else the in-cluster URL (never the bind address 0.0.0.0). */}}
+{{- define "sidecar.publicUrl" -}}
+{{- .Values.publicUrl | default (include "sidecar.url" .) | trimSuffix "/" }}
+{{- end }}
+
 {{/* An env entry from an existing Secret, when its name is set: (list "VAR" .Values.secrets.x) */}}
 {{- define "sidecar.secretEnv" -}}
 {{- $var := index . 0 }}
