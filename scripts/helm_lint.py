@@ -6,11 +6,16 @@ values.yaml is the defaults merged with the variant's overlays. Exit status 1 on
 warning; the linter's messages carry no text here, so the paths it names are printed.
 
     python scripts/helm_lint.py [helm/sidecar]
+
+``render`` returns the manifests Helm's template engine renders for a values variant (the
+wheel has no ``helm template``; see its docstring), for tests that check what the chart makes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import os
 import re
 import shutil
@@ -23,6 +28,10 @@ import yaml
 
 ERROR, WARNING = 3, 2
 _FAIL_LINE = re.compile(r'funcMap fail message="((?:[^"\\]|\\.)*)"')
+_RENDERED = re.compile(r"^fail: rendered (\S+) ([A-Za-z0-9+/=]*)$")
+#: A probe template: it hands each template's output to ``fail``, which lint mode logs, base64
+#: encoded so the log's quoting cannot alter it.
+_PROBE = "zz-render-probe.yaml"
 #: Overlays applied in order over values.yaml; file names are relative to the chart's examples/.
 VARIANTS: dict[str, list[str | dict[str, Any]]] = {
     "defaults": [],
@@ -84,6 +93,45 @@ async def lint(chart: Path, values: dict[str, Any] | None = None) -> list[dict[s
         logged = log.read().decode(errors="replace")
     failed = [{"Severity": ERROR, "Path": "templates/", "Err": f"fail: {m}"} for m in _FAIL_LINE.findall(logged)]
     return list(result.get("Messages") or []) + failed
+
+
+async def render(chart: Path, values: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each template's rendered manifests (file name -> YAML documents), rendered by Helm itself.
+
+    helm-sdkpy offers no ``helm template`` and its install has no dry run, so a probe template
+    is added to a copy of the chart: it includes every other template (as ``checksum/config``
+    does) and passes the output to ``fail``, which lint mode logs instead of aborting. A
+    template's own ``fail`` (a misconfiguration) is raised as ``ValueError``.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / chart.name
+        shutil.copytree(chart, copy)
+        names = sorted(p.name for p in (copy / "templates").glob("*.yaml"))
+        (copy / "templates" / _PROBE).write_text(
+            "".join(
+                f'{{{{ fail (printf "rendered %s %s" "{name}" '
+                f'(include (print $.Template.BasePath "/{name}") . | b64enc)) }}}}\n'
+                for name in names
+            )
+        )
+        messages = await lint(copy, values)
+    rendered: dict[str, list[dict[str, Any]]] = {}
+    for message in messages:
+        text = str(message.get("Err") or "")
+        match = _RENDERED.match(text)
+        if match is None:
+            if text.startswith("fail: "):
+                raise ValueError(text)
+            continue
+        try:
+            manifest = base64.b64decode(match.group(2), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read the rendered {match.group(1)}: {exc}") from None
+        rendered[match.group(1)] = [doc for doc in yaml.safe_load_all(manifest) if doc]
+    missing = sorted(set(names) - set(rendered))
+    if missing:
+        raise ValueError(f"Helm rendered no output for {', '.join(missing)}")
+    return rendered
 
 
 def problems(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

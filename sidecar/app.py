@@ -247,7 +247,8 @@ def build_hasura_webhook(
     steps: list[CredentialAuthenticator] = [PresentedCredential(authenticator)]
     if s.anonymous:
         role = s.anonymous_role
-        steps.append(Anonymous(role, policy.role_scopes(role) if policy.has_role(role) else ()))
+        scopes = policy.role_scopes(role) if policy.has_role(role) else ()
+        steps.append(Anonymous(role, scopes, org_id=s.anonymous_org_id))
     operations = None
     if s.operation_checks:
         subscribers = frozenset(s.subscription_roles) if s.subscription_roles is not None else None
@@ -255,6 +256,7 @@ def build_hasura_webhook(
             OperationReader(max_entries=s.operation_cache_entries),
             subscription_roles=subscribers,
             gate=ScopeGate(policy, tables),
+            policy=policy,
         )
     decider = Decider(
         steps,

@@ -55,6 +55,9 @@ class HasuraWebhookSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
     anonymous: bool = Field(True, description="answer requests without credentials with anonymous_role")
     anonymous_role: str = Field("anonymous", min_length=1, max_length=64)
+    anonymous_org_id: str | None = Field(
+        None, max_length=128, description="X-Hasura-Org-Id of keyless anonymous requests; None: no org"
+    )
     credential_header: str | None = Field(None, description="a header carrying a bare API key or token")
     credential_cookie: str | None = Field(None, description="a cookie carrying an API key or token")
     max_cache_age_s: int = Field(60, ge=1, le=86_400, description="Cache-Control max-age bound (revocation bound)")
@@ -62,6 +65,11 @@ class HasuraWebhookSettings(BaseModel):
     subscription_roles: tuple[str, ...] | None = Field(None, description="roles that may subscribe; None: all")
     operation_cache_entries: int = Field(1024, ge=0, le=1_000_000)
     max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="POST mode body limit")
+
+    @field_validator("anonymous_org_id", mode="before")
+    @classmethod
+    def _blank_org_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("credential_header")
     @classmethod
@@ -193,7 +201,7 @@ class JwtSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
     algorithm: JwtAlgorithm = Field("RS256", description="RS256 (RSA-2048), ES256, EdDSA (Ed25519) or HS256")
     ttl_s: int = Field(3600, ge=30, le=7 * 86_400, description="token lifetime; a request may only shorten it")
-    issuer: str | None = Field(None, min_length=1, description="iss; default: the public URL")
+    issuer: str | None = Field(None, min_length=1, description="iss; the public URL, which it must equal if set")
     audience: str | None = Field("hasura", min_length=1, description="aud; set it empty to leave aud out")
     claims_namespace: str = Field("https://hasura.io/jwt/claims", min_length=1)
     claims_format: Literal["json", "stringified_json"] = "json"
@@ -229,7 +237,7 @@ class OAuthSettings(BaseModel):
     refresh_ttl_s: int = Field(30 * 86_400, ge=300, le=365 * 86_400, description="refresh token lifetime")
     session_ttl_s: int = Field(900, ge=60, le=86_400, description="consent page sign-in lifetime")
     cookie_secure: Literal["auto", "always", "never"] = Field(
-        "auto", description="Secure flag on the sign-in cookie; auto: when the request came over TLS"
+        "auto", description="Secure flag on the sign-in cookie; auto: over TLS or when the public URL is https"
     )
     idp_jwks_url: str | None = Field(None, description="an external identity provider's JWKS (e.g. Clerk's)")
     idp_issuer: str | None = Field(None, description="the provider's iss; required with idp_jwks_url")
@@ -304,6 +312,18 @@ class Settings(BaseSettings):
     def jwt_issuer(self) -> str:
         return self.jwt.issuer or self.base_url()
 
+    @model_validator(mode="after")
+    def _one_issuer(self) -> Settings:
+        """Tokens, OAuth metadata (RFC 8414 §3.3: the URL it is served from), the ``iss`` of
+        authorization responses (RFC 9207) and OpenID discovery name one issuer: the public URL."""
+        if self.jwt.issuer is not None and self.jwt.issuer != self.base_url():
+            raise ValueError(
+                f"SIDECAR_JWT__ISSUER ({self.jwt.issuer}) differs from the public URL ({self.base_url()}): "
+                "tokens, OAuth metadata and discovery share one issuer; set SIDECAR_PUBLIC_URL and leave "
+                "SIDECAR_JWT__ISSUER empty"
+            )
+        return self
+
     oauth: OAuthSettings = OAuthSettings()
 
     def store_url(self) -> str:
@@ -321,6 +341,9 @@ def load_settings(**overrides: object) -> Settings:
 def describe_validation_error(exc: ValidationError, *, env_prefix: str = "") -> str:
     lines = []
     for err in exc.errors():
+        if not err["loc"]:  # a check across settings names its variables itself
+            lines.append(str(err["ctx"]["error"]) if "error" in err.get("ctx", {}) else err["msg"])
+            continue
         name = (
             env_prefix + "__".join(str(p) for p in err["loc"]).upper()
             if env_prefix

@@ -122,6 +122,7 @@ def test_compose_sidecar_environment_is_valid_settings(monkeypatch: pytest.Monke
     assert settings.database_url is not None
     assert settings.database_url.startswith("postgresql://")
     assert settings.redis_url == "redis://redis:6379/0"
+    assert settings.base_url() == "http://127.0.0.1:8081"  # the published port, not the bind address
 
 
 def test_compose_webhook_mode_is_wired_to_the_sidecar() -> None:

@@ -21,6 +21,14 @@ def test_variables_reach_the_webhook_settings(monkeypatch: pytest.MonkeyPatch) -
     assert hook.max_cache_age_s == 15
 
 
+@pytest.mark.parametrize(("value", "org"), [("org_shop", "org_shop"), ("", None)])
+def test_the_anonymous_org_is_read_and_empty_means_none(
+    monkeypatch: pytest.MonkeyPatch, value: str, org: str | None
+) -> None:
+    monkeypatch.setenv("SIDECAR_HASURA_WEBHOOK__ANONYMOUS_ORG_ID", value)
+    assert load_settings().hasura_webhook.anonymous_org_id == org
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "complaint"),
     [

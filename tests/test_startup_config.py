@@ -48,3 +48,24 @@ def test_serve_with_a_broken_tables_file_exits_with_the_message(tmp_path: Path) 
     )
     assert result.exit_code == 2
     assert f"error: {path}: table public.orders maps to unknown resource 'invoices'" in result.output
+
+
+def test_serve_refuses_a_jwt_issuer_that_is_not_the_public_url(tmp_path: Path) -> None:
+    env = {
+        "SIDECAR_DATA_DIR": str(tmp_path / "data"),
+        "SIDECAR_PUBLIC_URL": "https://auth.example.test",
+        "SIDECAR_JWT__ISSUER": "https://tokens.example.test",
+    }
+    result = CliRunner().invoke(main, ["serve", "--port", "1"], env=env)
+    assert result.exit_code == 2
+    assert (
+        "SIDECAR_JWT__ISSUER (https://tokens.example.test) differs from the public URL (https://auth.example.test)"
+        in result.output
+    )
+
+
+def test_a_jwt_issuer_equal_to_the_public_url_is_accepted(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data", public_url="https://auth.example.test/", jwt={"issuer": "https://auth.example.test"}
+    )
+    assert settings.jwt_issuer() == settings.base_url() == "https://auth.example.test"

@@ -174,15 +174,16 @@ class PresentedCredential:
 
 
 class Anonymous:
-    """No credentials at all: the configured anonymous role (hasura-contract.md §4.2)."""
+    """No credentials at all: the configured anonymous role (hasura-contract.md §4.2), in the
+    configured org if there is one (Hasura's org filter refuses a session without it)."""
 
     name = "anonymous"
 
-    def __init__(self, role: str, scopes: tuple[str, ...]) -> None:
+    def __init__(self, role: str, scopes: tuple[str, ...], *, org_id: str | None = None) -> None:
         self._principal = Principal(
             credential_type=CredentialType.ANONYMOUS,
             subject="anonymous",
-            org_id=None,
+            org_id=org_id,
             role=role,
             allowed_roles=(role,),
             scopes=scopes,

@@ -155,7 +155,15 @@ class KeyService:
 
     def principal_for(self, record: ApiKeyRecord) -> Principal:
         policy = self._policy
-        scopes = record.permissions or policy.role_scopes(record.role)
+        if not policy.has_role(record.role):  # removed from roles.yaml since the key was made
+            raise InvalidApiKey("the API key's role no longer exists", reason="api_key_role_unknown")
+        if not record.permissions:
+            scopes = policy.role_scopes(record.role)
+        elif record.type is KeyType.RESTRICTED:
+            scopes = record.permissions  # exactly its listed scopes: they are its row
+        else:
+            # stored when the key was made: a role narrowed in roles.yaml since then narrows the key too
+            scopes = policy.within_role(record.permissions, record.role)
         return Principal(
             credential_type=CredentialType.API_KEY,
             subject=record.user_id or record.id,

@@ -30,6 +30,7 @@ from graphql.language import (
 
 from sidecar.domain import scopes as scope_rules
 from sidecar.domain.field_scopes import ScopeGate
+from sidecar.domain.rbac import Policy
 from sidecar.errors import Unauthorized
 from sidecar.models import Principal
 
@@ -197,10 +198,12 @@ class OperationPolicy:
         *,
         subscription_roles: frozenset[str] | None = None,
         gate: ScopeGate | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self._reader = reader
         self._subscription_roles = subscription_roles
         self._gate = gate
+        self._policy = policy
 
     def check(self, principal: Principal, role: str, request: object) -> None:
         forbidden = self.forbidden_types(principal, role)
@@ -244,7 +247,9 @@ class OperationPolicy:
 
     def forbidden_types(self, principal: Principal, role: str) -> frozenset[OperationType]:
         forbidden = set()
-        if not may_write(principal.scopes):
+        # acting as another role, a credential writes only as far as that role's scopes allow
+        scopes = self._policy.scopes_acting_as(principal, role) if self._policy is not None else principal.scopes
+        if not may_write(scopes):
             forbidden.add(OperationType.MUTATION)
         if self._subscription_roles is not None and role not in self._subscription_roles:
             forbidden.add(OperationType.SUBSCRIPTION)

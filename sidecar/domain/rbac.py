@@ -2,9 +2,10 @@
 
 Pure: the YAML is read by ``sidecar.settings`` and handed here as plain data, validated by
 these pydantic models. Every check fails at start-up with a message naming the role, scope or
-resource at fault: unknown scope, unknown role in ``acts_as``, cycle in ``acts_as``, missing
-role, matrix row for an unknown resource, a matrix cell the role's scopes do not back (or a
-scope no matrix cell uses), and a role that would be Hasura's built-in ``admin``.
+resource at fault: unknown scope, unknown role in ``acts_as``, cycle in ``acts_as``, an
+``acts_as`` target whose cell is wider than the acting role's own (acting as another role may
+only narrow), missing role, matrix row for an unknown resource, a matrix cell the role's scopes
+do not back (or a scope no matrix cell uses), and a role that would be Hasura's built-in ``admin``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from sidecar.models import Principal
 Action = Literal["create", "read", "update", "delete"]
 Ownership = Literal["own", "team", "all"]
 ACTIONS: tuple[Action, ...] = ("create", "read", "update", "delete")
+#: own < team < all: how many rows a cell reaches.
+OWNERSHIP_RANK: dict[Ownership, int] = {"own": 0, "team": 1, "all": 2}
 REQUIRED_ROLES = ("anonymous", "viewer", "operator", "manager", "admin", "super_admin", "restricted")
 #: Hasura's built-in role: it bypasses every permission, so no role of ours may become it by accident.
 HASURA_ADMIN_ROLE = "admin"
@@ -39,6 +42,15 @@ class Grant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     actions: tuple[Action, ...] = Field(min_length=1)
     ownership: Ownership
+
+    def covers(self, other: Grant) -> bool:
+        """Does this cell reach everything ``other`` does: each of its actions, on as many rows?"""
+        return set(other.actions) <= set(self.actions) and (
+            OWNERSHIP_RANK[other.ownership] <= OWNERSHIP_RANK[self.ownership]
+        )
+
+    def describe(self) -> str:
+        return f"{', '.join(self.actions)} {self.ownership}"
 
 
 class RoleDef(BaseModel):
@@ -72,6 +84,8 @@ class RoleModel(BaseModel):
         for name, role in self.roles.items():
             self._check_role(name, role)
         self._check_acyclic()
+        for name, role in self.roles.items():
+            self._check_acts_as_narrows(name, role)
         self._check_hasura_names()
         return self
 
@@ -142,6 +156,50 @@ class RoleModel(BaseModel):
 
         for name in self.roles:
             visit(name, ())
+
+    def _check_acts_as_narrows(self, name: str, role: RoleDef) -> None:
+        """Acting as another role may only narrow. Hasura applies the target's cells as they are,
+        so a target cell wider than the actor's own (an operator's *own* orders read as viewer's
+        *all*) would undo the actor's ownership filters."""
+        own = self.row(name, role.scopes)
+        for other in role.acts_as:
+            if other == name:
+                continue
+            target = self.roles[other]
+            # a from_scopes target's row is what the actor's scopes describe; any other, its own row
+            theirs = self.row(other, role.scopes if target.from_scopes is not None else target.scopes)
+            for resource, grant in theirs.items():
+                mine = own.get(resource)
+                if mine is None or not mine.covers(grant):
+                    raise ValueError(
+                        f"role {name!r} acts as {other!r}, whose {resource} cell ({grant.describe()}) is "
+                        f"wider than its own ({mine.describe() if mine else 'no access'}); acting as a role "
+                        f"may only narrow access: remove {other!r} from the acts_as of {name!r}"
+                    )
+
+    def row(self, role: str, held: Iterable[str]) -> dict[str, Grant]:
+        """The matrix row of ``role`` as far as the scopes ``held`` reach.
+
+        A role's own row, cut down to the actions the held scopes cover (a key narrowed to
+        ``orders:read`` keeps only that cell); for a ``from_scopes`` role (``restricted``), the
+        row the scopes describe.
+        """
+        definition = self.roles[role]
+        held = tuple(held)
+        row: dict[str, Grant] = {}
+        for resource in self.resources:
+            if definition.from_scopes is not None:
+                ownership: Ownership = definition.from_scopes
+                candidates: tuple[Action, ...] = ACTIONS
+            elif resource in definition.matrix:
+                ownership = definition.matrix[resource].ownership
+                candidates = definition.matrix[resource].actions
+            else:
+                continue
+            actions = tuple(a for a in candidates if scope_rules.allows(held, action_scope(resource, a)))
+            if actions:
+                row[resource] = Grant(actions=actions, ownership=ownership)
+        return row
 
     def _check_hasura_names(self) -> None:
         seen: dict[str, str] = {}
@@ -218,29 +276,34 @@ class Policy:
             )
 
     def effective_row(self, role: str, held: Iterable[str]) -> dict[str, Grant]:
-        """The matrix row of ``role`` as far as the scopes ``held`` reach.
+        """The matrix row of ``role`` as far as the scopes ``held`` reach (``RoleModel.row``)."""
+        return self._model.row(role, held) if role in self._model.roles else {}
 
-        A role's own row, cut down to the actions the held scopes cover (a key narrowed to
-        ``orders:read`` keeps only that cell); for ``restricted``, the row the scopes describe.
-        """
-        if role not in self._model.roles:
-            return {}
-        definition = self._model.roles[role]
-        held = tuple(held)
-        row: dict[str, Grant] = {}
-        for resource in self._model.resources:
-            if definition.from_scopes is not None:
-                ownership: Ownership = definition.from_scopes
-                candidates: tuple[Action, ...] = ACTIONS
-            elif resource in definition.matrix:
-                ownership = definition.matrix[resource].ownership
-                candidates = definition.matrix[resource].actions
-            else:
+    def within_role(self, held: Iterable[str], role: str) -> tuple[str, ...]:
+        """The part of ``held`` that ``role``'s scopes allow: scopes it allows are kept as they are,
+        and a wider one (``admin``, ``orders:*``) gives way to the scopes of the table it covers
+        that the role allows. Empty when the role allows none of them."""
+        allowed = self.role_scopes(role)
+        kept: dict[str, None] = {}
+        for scope in held:
+            if scope_rules.allows(allowed, scope):
+                kept[scope] = None
                 continue
-            actions = tuple(a for a in candidates if scope_rules.allows(held, action_scope(resource, a)))
-            if actions:
-                row[resource] = Grant(actions=actions, ownership=ownership)
-        return row
+            for known in self._model.scopes:
+                if scope_rules.covers(scope, known) and scope_rules.allows(allowed, known):
+                    kept[known] = None
+        return tuple(kept)
+
+    def scopes_acting_as(self, principal: Principal, role: str) -> tuple[str, ...]:
+        """The scopes a credential has while acting as ``role``: its own, within what ``role`` allows.
+
+        An admin key acting as viewer writes nothing. Acting as its own role, or as a role whose
+        row its scopes describe (``restricted``), it keeps them all; an unknown role gets none.
+        """
+        chosen = self._model.roles.get(role)
+        if role == principal.role or (chosen is not None and chosen.from_scopes is not None):
+            return principal.scopes
+        return self.within_role(principal.scopes, role) if chosen is not None else ()
 
     def held_to_scopes(self, principal: Principal, role: str) -> bool:
         """Would Hasura's permissions for ``role`` alone give this caller more than its scopes?

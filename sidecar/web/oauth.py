@@ -46,13 +46,18 @@ def issuer(request: web.Request) -> str:
 
 
 def _error_outcome(request: web.Request, exc: OAuthError, *, status: int = 303) -> web.StreamResponse:
-    """Redirect to the client only if the client and redirect URI were validated; else a page."""
+    """Redirect to the client only if the client and redirect URI were validated; else a page.
+
+    Error redirects carry ``iss`` like every other authorization response (RFC 9207 §2): the
+    metadata advertises ``authorization_response_iss_parameter_supported``.
+    """
     note(request, reason=exc.reason)
     if exc.redirect_uri is None:
         return pages.html_response(pages.error_page(exc.message), status=400)
     params = [("error", exc.code), ("error_description", exc.message)]
     if exc.state is not None:
         params.append(("state", exc.state))
+    params.append(("iss", issuer(request)))
     return _redirect(str(add_params_to_uri(exc.redirect_uri, params)), status)
 
 
@@ -62,9 +67,18 @@ def _redirect(location: str, status: int) -> web.Response:
     return web.Response(status=status, headers=headers)
 
 
+def _cookie_secure(request: web.Request) -> bool:
+    """``auto``: Secure when the request came over TLS, or when the public URL is https (TLS
+    ends at a proxy in front of us, so the request itself arrives over plain HTTP)."""
+    setting = _oauth(request).cookie_secure
+    if setting == "auto":
+        return request.secure or issuer(request).lower().startswith("https://")
+    return setting == "always"
+
+
 def _with_cookie(response: web.StreamResponse, request: web.Request, session: ConsentSession) -> None:
     oauth = _oauth(request)
-    secure = oauth.cookie_secure == "always" or (oauth.cookie_secure == "auto" and request.secure)
+    secure = _cookie_secure(request)
     response.set_cookie(
         COOKIE,
         oauth.authorize.seal(session),
@@ -109,9 +123,9 @@ async def authorize_page(request: web.Request) -> web.StreamResponse:
 @routes.post("/oauth/authorize")
 async def authorize_decision(request: web.Request) -> web.StreamResponse:
     oauth = _oauth(request)
-    items = [(k, v) for k, v in (await _form(request)).items() if isinstance(v, str)]
-    fields = dict(items)
-    try:
+    try:  # a body that is not a form is the browser's error page too, never JSON
+        items = [(k, v) for k, v in (await _form(request)).items() if isinstance(v, str)]
+        fields = dict(items)
         auth = await oauth.authorize.validate((k, v) for k, v in items if k in pages.REQUEST_PARAMS)
         session = oauth.authorize.open_session(request.cookies.get(COOKIE))
         oauth.authorize.check_csrf(session, fields.get("csrf"))
@@ -171,6 +185,8 @@ async def _form(request: web.Request) -> Any:
         return await request.post()
     except web.HTTPRequestEntityTooLarge:
         raise OAuthInvalidRequest("the request body is too large", reason="body_too_large") from None
+    except UnicodeDecodeError:
+        raise OAuthInvalidRequest("the form is not valid UTF-8", reason="bad_form_encoding") from None
 
 
 async def _client_form(request: web.Request) -> tuple[ClientAuth, dict[str, str]]:

@@ -165,10 +165,12 @@ async def test_api_key_gets_its_default_role_and_its_attributes(world: World) ->
 async def test_requested_role_is_granted_only_if_held(world: World) -> None:
     key = await world.key(role="manager")
     decider = world.make()
-    assert (await session(decider, creds(Authorization=f"Bearer {key}", x_hasura_role="viewer"))).role == "viewer"
-    with pytest.raises(Unauthorized) as denied:
-        await decider.decide(creds(Authorization=f"Bearer {key}", x_hasura_role="admin"))
-    assert denied.value.reason == "role_not_allowed"
+    assert (await session(decider, creds(Authorization=f"Bearer {key}", x_hasura_role="anonymous"))).role == "anonymous"
+    # admin is wider; viewer reads every row of the org, not only the team's
+    for role in ("admin", "viewer", "operator"):
+        with pytest.raises(Unauthorized) as denied:
+            await decider.decide(creds(Authorization=f"Bearer {key}", x_hasura_role=role))
+        assert denied.value.reason == "role_not_allowed"
 
 
 async def test_bad_keys_are_refused_and_never_become_anonymous(world: World) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sidecar.domain import keyformat
 from sidecar.domain.keys import IssuedKey, KeyService, NewKey
@@ -31,7 +32,7 @@ from sidecar.ports import KeyStore
 from sidecar.ports.clock import FrozenClock
 from sidecar.ports.memory_cache import MemoryKeyCache
 from sidecar.ports.sqlite import SqliteKeyStore
-from sidecar.settings import load_role_model
+from sidecar.settings import default_roles_text, load_role_model
 
 
 class CountingStore:
@@ -271,6 +272,36 @@ async def test_permissions_within_the_role_narrow_the_key(keys: KeyService) -> N
     assert (made.role, made.scopes) == ("viewer", ("orders:read",))
 
 
+def narrowed_roles_file(tmp_path: Path) -> Path:
+    """The packaged roles.yaml with operator's orders cut down to read (no orders:write)."""
+    data = yaml.safe_load(default_roles_text())
+    operator = data["roles"]["operator"]
+    operator["scopes"].remove("orders:write")
+    operator["matrix"]["orders"]["actions"] = ["read"]
+    path = tmp_path / "roles.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+async def test_a_role_narrowed_after_a_key_was_made_narrows_the_key(
+    keys: KeyService, store: CountingStore, cache: MemoryKeyCache, clock: FrozenClock, tmp_path: Path
+) -> None:
+    narrow = await keys.create(NewKey(role="operator", permissions=("orders:read", "orders:write")), grantor=None)
+    writer = await keys.create(NewKey(role="operator", permissions=("orders:write", "returns:read")), grantor=None)
+    whole = await keys.create(NewKey(role="operator"), grantor=None)
+    restricted = await keys.create(NewKey(type=KeyType.RESTRICTED, permissions=("orders:write",)), grantor=None)
+
+    # the operator edits roles.yaml and restarts: the same store, the narrowed role model
+    policy = Policy(load_role_model(narrowed_roles_file(tmp_path)))
+    restarted = KeyService(store, cache, clock, policy, default_org_id="org_a")  # type: ignore[arg-type]
+    restarted.forget_all()
+
+    assert (await restarted.authenticate(narrow.key)).scopes == ("orders:read",)
+    assert (await restarted.authenticate(writer.key)).scopes == ("returns:read",)
+    assert (await restarted.authenticate(whole.key)).scopes == policy.role_scopes("operator")
+    assert (await restarted.authenticate(restricted.key)).scopes == ("orders:write",)  # restricted: its own list
+
+
 @pytest.mark.parametrize(
     "spec",
     [
@@ -395,3 +426,24 @@ async def test_keys_default_to_the_grantors_org(keys: KeyService) -> None:
     made = await keys.create(NewKey(), grantor=elsewhere)
     assert made.record.org_id == "org_c"
     assert (await keys.create(NewKey(), grantor=None)).record.org_id == "org_a"
+
+
+async def test_a_key_whose_role_was_removed_from_the_roles_file_is_refused(
+    store: CountingStore, cache: MemoryKeyCache, clock: FrozenClock, policy: Policy, tmp_path: Path
+) -> None:
+    data = yaml.safe_load(default_roles_text())
+    data["roles"]["auditor"] = {
+        "acts_as": ["auditor"],
+        "scopes": ["reports:read"],
+        "matrix": {"reports": {"actions": ["read"], "ownership": "all"}},
+    }
+    path = tmp_path / "roles.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with_auditor = KeyService(store, cache, clock, Policy(load_role_model(path)), default_org_id="org_a")  # type: ignore[arg-type]
+    issued = await with_auditor.create(NewKey(role="auditor"), grantor=None)
+
+    without = KeyService(store, cache, clock, policy, default_org_id="org_a")  # type: ignore[arg-type]
+    without.forget_all()
+    with pytest.raises(InvalidApiKey) as caught:
+        await without.authenticate(issued.key)
+    assert caught.value.reason == "api_key_role_unknown"

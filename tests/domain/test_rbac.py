@@ -11,6 +11,7 @@ import yaml
 from sidecar.domain import scopes
 from sidecar.domain.rbac import ACTIONS, Policy, RoleModel, action_scope
 from sidecar.errors import ConfigError
+from sidecar.models import CredentialType, Environment, Principal
 from sidecar.settings import default_roles_text, load_role_model
 
 # The seed's permission matrix, as issue 6 reads it cell by cell (— = no access; every grant is
@@ -146,9 +147,26 @@ BROKEN = [
         id="unknown scope",
     ),
     pytest.param(
-        lambda d: d["roles"]["viewer"]["acts_as"].append("manager"),
-        "cycle in acts_as: manager -> operator -> viewer -> manager",
+        lambda d: d["roles"]["viewer"]["acts_as"].append("admin"),
+        "cycle in acts_as: admin -> viewer -> admin",
         id="cycle",
+    ),
+    pytest.param(
+        lambda d: d["roles"]["operator"]["acts_as"].append("viewer"),
+        "role 'operator' acts as 'viewer', whose orders cell (read all) is wider than its own "
+        "(create, read, update, delete own); acting as a role may only narrow access",
+        id="acts as a role with wider ownership",
+    ),
+    pytest.param(
+        lambda d: d["roles"]["manager"]["acts_as"].append("operator"),
+        "role 'manager' acts as 'operator', whose settings cell (read own) is wider than its own (update team)",
+        id="acts as a role with wider actions",
+    ),
+    pytest.param(
+        lambda d: d["roles"]["operator"]["acts_as"].append("restricted"),
+        "role 'operator' acts as 'restricted', whose orders cell (create, read, update, delete all) is wider "
+        "than its own (create, read, update, delete own)",
+        id="acts as restricted, which takes the actor's scopes",
     ),
     pytest.param(lambda d: d["roles"].pop("manager"), "missing role(s) manager", id="missing role"),
     pytest.param(
@@ -205,3 +223,33 @@ def test_an_unreadable_roles_file_names_the_file(tmp_path: Path) -> None:
         load_role_model(path)
     with pytest.raises(ConfigError, match="cannot read roles file"):
         load_role_model(tmp_path / "missing.yaml")
+
+
+# --- acting as another role, and roles narrowed after a key was made ---------------------------
+
+
+def test_within_role_keeps_what_the_role_still_allows(model: RoleModel) -> None:
+    policy = Policy(model)
+    assert policy.within_role(("orders:read", "orders:write"), "viewer") == ("orders:read",)
+    assert policy.within_role(("orders:*", "inventory:read"), "viewer") == ("orders:read", "inventory:read")
+    assert policy.within_role(("admin",), "viewer") == policy.role_scopes("viewer")
+    assert policy.within_role(("admin", "system:orgs"), "admin") == ("admin",)
+    assert policy.within_role(("settings:write",), "viewer") == ()
+
+
+def test_a_credential_acting_as_another_role_has_only_that_roles_scopes(model: RoleModel) -> None:
+    policy = Policy(model)
+    admin = Principal(
+        credential_type=CredentialType.API_KEY,
+        subject="k",
+        org_id="org_1",
+        role="admin",
+        allowed_roles=policy.acts_as("admin"),
+        scopes=("admin",),
+        environment=Environment.LIVE,
+    )
+    assert policy.scopes_acting_as(admin, "admin") == ("admin",)
+    assert policy.scopes_acting_as(admin, "viewer") == policy.role_scopes("viewer")
+    assert policy.scopes_acting_as(admin, "anonymous") == ("inventory:read",)
+    assert policy.scopes_acting_as(admin, "restricted") == ("admin",)  # its row is what the key's scopes describe
+    assert policy.scopes_acting_as(admin, "no_such_role") == ()

@@ -104,8 +104,8 @@ async def test_get_with_api_key(client: Client, admin_key: str) -> None:
 @pytest.mark.parametrize("v3", [False, True])
 async def test_post_modes_read_headers_in_any_case(client: Client, admin_key: str, v3: bool) -> None:
     key = await new_key(client, admin_key, type="secret", environment="test")
-    view = await hook_post(client, QUERY, v3=v3, authorization=f"Bearer {key}", **{"X-Hasura-Role": "viewer"})
-    assert view.role == "viewer"
+    view = await hook_post(client, QUERY, v3=v3, authorization=f"Bearer {key}", **{"X-Hasura-Role": "anonymous"})
+    assert view.role == "anonymous"
     assert view.session["x-hasura-environment"] == "test"
 
 
@@ -118,11 +118,23 @@ async def test_post_accepts_request_missing_null_object_or_batch(
 
 
 async def test_role_selection(client: Client, admin_key: str) -> None:
-    key = await new_key(client, admin_key, role="manager")
-    assert (await hook_get(client, Authorization=f"Bearer {key}", **{"X-Hasura-Role": "operator"})).role == "operator"
-    assert (await hook_get(client, Authorization=f"Bearer {key}", **{"x-hasura-role": ""})).role == "manager"
-    assert (await hook_get(client, Authorization=f"Bearer {key}", **{"X-Hasura-Role": "admin"})).denied
+    key = await new_key(client, admin_key, role="admin")
+    assert (await hook_get(client, Authorization=f"Bearer {key}", **{"X-Hasura-Role": "manager"})).role == "manager"
+    assert (await hook_get(client, Authorization=f"Bearer {key}", **{"x-hasura-role": ""})).role == "org_admin"
+    assert (await hook_get(client, Authorization=f"Bearer {key}", **{"X-Hasura-Role": "super_admin"})).denied
     assert (await hook_post(client, QUERY, Authorization=f"Bearer {key}", **{"X-Hasura-Role": "Manager"})).denied
+
+
+@pytest.mark.parametrize(("role", "lower"), [("operator", "viewer"), ("manager", "viewer"), ("manager", "operator")])
+async def test_acting_as_a_lower_role_never_widens_own_or_team(
+    client: Client, admin_key: str, role: str, lower: str
+) -> None:
+    # viewer reads every row of the org: an operator (own rows) or a manager (team rows) acting
+    # as viewer would undo its ownership filter; operator reads settings, which manager may not
+    key = await new_key(client, admin_key, role=role, team_id="team_1", user_id="u_1")
+    assert (await hook_get(client, Authorization=f"Bearer {key}", **{"X-Hasura-Role": lower})).denied
+    assert (await hook_post(client, QUERY, Authorization=f"Bearer {key}", **{"X-Hasura-Role": lower})).denied
+    assert (await hook_get(client, Authorization=f"Bearer {key}", **{"X-Hasura-Role": "anonymous"})).role == "anonymous"
 
 
 async def test_bad_keys_are_exactly_401(client: Client, admin_key: str, clock: FrozenClock) -> None:
@@ -155,6 +167,17 @@ async def test_no_credentials_get_the_anonymous_role(client: Client) -> None:
     assert view.role == "anonymous"
     assert view.session["x-hasura-permissions"] == "{inventory:read}"
     assert (await hook_post(client, v3=True)).role == "anonymous"
+
+
+async def test_keyless_requests_carry_no_org_unless_one_is_configured(
+    client: Client, aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock
+) -> None:
+    assert "x-hasura-org-id" not in (await hook_get(client)).session
+    settings = make_settings(hasura_webhook=HasuraWebhookSettings(anonymous_org_id="org_shop"))
+    shop = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=Bootstrap()))
+    for view in (await hook_get(shop), await hook_post(shop, QUERY), await hook_post(shop, v3=True)):
+        assert (view.role, view.session["x-hasura-org-id"]) == ("anonymous", "org_shop")
+        assert "x-hasura-user-id" not in view.session
 
 
 async def test_anonymous_off_means_401(
@@ -195,9 +218,17 @@ async def test_operations_a_credential_may_not_run_are_refused(client: Client, a
     assert (await hook_post(client, [QUERY, MUTATION], Authorization=f"Bearer {viewer}")).denied
     assert not (await hook_post(client, [QUERY, MUTATION], Authorization=f"Bearer {operator}")).denied
     assert (await hook_post(client, MUTATION)).denied  # anonymous may not write
-    assert (
-        await hook_post(client, MUTATION, Authorization=f"Bearer {operator}", **{"X-Hasura-Role": "viewer"})
-    ).role == "viewer"
+
+
+async def test_acting_as_a_read_only_role_holds_a_key_to_that_roles_scopes(client: Client, admin_key: str) -> None:
+    admin = await new_key(client, admin_key, role="admin")
+    as_viewer = {"Authorization": f"Bearer {admin}", "X-Hasura-Role": "viewer"}
+    assert (await hook_post(client, QUERY, **as_viewer)).role == "viewer"
+    assert (await hook_post(client, MUTATION, **as_viewer)).denied
+    assert (await hook_post(client, [QUERY, MUTATION], **as_viewer)).denied
+    as_manager = {"Authorization": f"Bearer {admin}", "X-Hasura-Role": "manager"}
+    assert (await hook_post(client, MUTATION, **as_manager)).role == "manager"
+    assert not (await hook_post(client, MUTATION, Authorization=f"Bearer {admin}")).denied
 
 
 async def test_unreadable_queries_are_refused_only_where_they_could_matter(client: Client, admin_key: str) -> None:

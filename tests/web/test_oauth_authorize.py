@@ -70,7 +70,7 @@ async def test_untrusted_client_or_redirect_gets_a_page_never_a_redirect(
     ],
 )
 async def test_bad_request_from_a_trusted_client_is_redirected_with_state(
-    http: Client, partner: dict[str, Any], override: dict[str, str | None], error: str
+    http: Client, settings: Settings, partner: dict[str, Any], override: dict[str, str | None], error: str
 ) -> None:
     flow = Flow(http, partner["id"])
     resp = await http.get("/oauth/authorize", params=flow.params(**override), allow_redirects=False)
@@ -80,6 +80,7 @@ async def test_bad_request_from_a_trusted_client_is_redirected_with_state(
     answer = query(location)
     assert answer["error"] == error
     assert answer["state"] == flow.state
+    assert answer["iss"] == settings.base_url()  # RFC 9207: error responses too
     assert "code" not in answer
 
 
@@ -129,6 +130,56 @@ async def test_cookie_secure_always(
     partner = await register_client(http, bootstrap.key)
     resp = await http.get("/oauth/authorize", params=Flow(http, partner["id"]).params())
     assert "Secure" in resp.headers["Set-Cookie"]
+
+
+async def test_cookie_secure_auto_behind_a_tls_proxy(
+    aiohttp_client: ClientFactory, make_settings: Any, clock: FrozenClock, bootstrap: Bootstrap
+) -> None:
+    # TLS ends at the proxy: the request reaches us over plain HTTP, the public URL is https
+    settings = make_settings(public_url="https://auth.example.test")
+    http = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=bootstrap))
+    partner = await register_client(http, bootstrap.key)
+    resp = await http.get("/oauth/authorize", params=Flow(http, partner["id"]).params())
+    assert resp.status == 200
+    assert "Secure" in resp.headers["Set-Cookie"]
+
+
+async def test_cookie_secure_never(
+    aiohttp_client: ClientFactory, make_settings: Any, clock: FrozenClock, bootstrap: Bootstrap
+) -> None:
+    settings = make_settings(public_url="https://auth.example.test", oauth={"cookie_secure": "never"})
+    http = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=bootstrap))
+    partner = await register_client(http, bootstrap.key)
+    resp = await http.get("/oauth/authorize", params=Flow(http, partner["id"]).params())
+    assert "Secure" not in resp.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"action": "approve"}', "application/json"),
+        (b"action=approve", "text/plain"),
+        (b"action=approve", None),
+        (b"action=approve&csrf=\xff\xfe", "application/x-www-form-urlencoded"),
+    ],
+)
+async def test_a_consent_post_that_is_not_a_form_gets_the_error_page(
+    http: Client, body: bytes, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    skip = () if content_type else ("Content-Type",)
+    resp = await http.post("/oauth/authorize", data=body, headers=headers, skip_auto_headers=skip)
+    assert resp.status == 400
+    assert resp.content_type == "text/html"
+    assert "Location" not in resp.headers
+    assert "form" in await resp.text()
+
+
+async def test_a_token_request_that_is_not_utf8_is_an_rfc_error(http: Client) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    resp = await http.post("/oauth/token", data=b"grant_type=client_credentials&client_id=\xff", headers=form)
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "invalid_request"
 
 
 async def test_consent_page_names_the_client_and_the_scopes_in_words(

@@ -29,7 +29,7 @@ async def test_an_operator_sees_its_row_of_the_matrix(client: Client, admin_key:
     body = await permissions(client, key)
     assert body["role"] == "operator"
     assert body["hasura_role"] == "operator"
-    assert body["allowed_roles"] == ["operator", "viewer", "anonymous"]
+    assert body["allowed_roles"] == ["operator", "anonymous"]
     assert (body["org_id"], body["team_id"], body["user_id"]) == ("org_default", "team_1", "user_1")
     assert body["all_orgs"] is False
     assert body["matrix"] == {

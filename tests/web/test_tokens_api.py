@@ -5,6 +5,8 @@ Signatures are verified with joserfc against the JWKS fetched from the running a
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -46,7 +48,7 @@ async def new_key(client: Client, admin_key: str, **body: Any) -> str:
 
 def jwt_settings(algorithm: str, **overrides: Any) -> JwtSettings:
     secret = SecretStr(HS_SECRET) if algorithm == "HS256" else None
-    return JwtSettings(algorithm=algorithm, hs256_secret=secret, issuer=ISSUER, **overrides)  # type: ignore[arg-type]
+    return JwtSettings(algorithm=algorithm, hs256_secret=secret, **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -55,7 +57,8 @@ def app_for(
 ) -> Callable[..., Any]:
     async def start(jwt: JwtSettings) -> tuple[Client, str]:
         boot = Bootstrap()
-        client = await aiohttp_client(create_app(make_settings(jwt=jwt), clock=clock, on_bootstrap=boot))
+        settings = make_settings(jwt=jwt, public_url=ISSUER)  # the issuer is the public URL
+        client = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=boot))
         return client, boot.key
 
     return start
@@ -203,7 +206,7 @@ async def test_publishable_key_gets_an_anonymous_token(client: Client, admin_key
 
 
 async def test_narrowing_role_permissions_and_ttl(client: Client, admin_key: str, clock: FrozenClock) -> None:
-    key = await new_key(client, admin_key, role="manager")
+    key = await new_key(client, admin_key, role="admin")
     body = await exchange(client, key, {"role": "viewer", "permissions": ["orders:read"], "ttl": 600})
     assert body["expires_in"] == 600
     jwks = JwksCache(client)
@@ -227,7 +230,8 @@ async def test_narrowing_role_permissions_and_ttl(client: Client, admin_key: str
     [
         ({"role": "admin"}, "admin"),
         ({"permissions": ["customers:write"]}, "customers:write"),
-        ({"role": "viewer", "permissions": ["orders:write"]}, "orders:write"),
+        ({"role": "viewer"}, "viewer"),  # viewer reads every order of the org, operator only its own
+        ({"role": "anonymous", "permissions": ["orders:read"]}, "orders:read"),
         ({"ttl": 3601}, "3600"),
     ],
 )
@@ -297,3 +301,12 @@ async def test_jwks_and_discovery(client: Client) -> None:
     assert doc["token_endpoint"].endswith("/oauth/token")  # OAuth's, as OAuth clients read it
     assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
     assert doc["issuer"] == "http://127.0.0.1:8080"
+
+
+async def test_one_issuer_in_tokens_discovery_and_oauth_metadata(app_for: Callable[..., Any]) -> None:
+    client, admin = await app_for(jwt_settings("ES256"))
+    token = (await exchange(client, admin))["access_token"]
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    discovery = await (await client.get("/.well-known/openid-configuration")).json()
+    oauth = await (await client.get("/.well-known/oauth-authorization-server")).json()
+    assert claims["iss"] == discovery["issuer"] == oauth["issuer"] == ISSUER

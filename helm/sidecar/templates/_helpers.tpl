@@ -21,16 +21,30 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{- define "sidecar.labels" -}}
+{{/* The release's labels, without a component: each workload adds its own. */}}
+{{- define "sidecar.commonLabels" -}}
 helm.sh/chart: {{ include "sidecar.chart" . }}
-{{ include "sidecar.selectorLabels" . }}
+{{ include "sidecar.releaseSelectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
-{{- define "sidecar.selectorLabels" -}}
+{{/* Labels of every pod of the release; select with a component too, or Hasura's pods match. */}}
+{{- define "sidecar.releaseSelectorLabels" -}}
 app.kubernetes.io/name: {{ include "sidecar.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The sidecar's own resources. */}}
+{{- define "sidecar.labels" -}}
+{{ include "sidecar.commonLabels" . }}
+app.kubernetes.io/component: sidecar
+{{- end }}
+
+{{/* The sidecar's pods only (Service, Deployment, PDB, anti-affinity, ServiceMonitor): never Hasura's. */}}
+{{- define "sidecar.selectorLabels" -}}
+{{ include "sidecar.releaseSelectorLabels" . }}
+app.kubernetes.io/component: sidecar
 {{- end }}
 
 {{- define "sidecar.serviceAccountName" -}}
@@ -44,6 +58,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The in-cluster base URL of the sidecar's Service. */}}
 {{- define "sidecar.url" -}}
 {{- printf "http://%s.%s.svc:%d" (include "sidecar.fullname" .) .Release.Namespace (int .Values.service.port) }}
+{{- end }}
+
+{{/* SIDECAR_PUBLIC_URL: publicUrl, else the in-cluster URL (never the bind address 0.0.0.0). */}}
+{{- define "sidecar.publicUrl" -}}
+{{- .Values.publicUrl | default (include "sidecar.url" .) | trimSuffix "/" }}
 {{- end }}
 
 {{/* An env entry from an existing Secret, when its name is set: (list "VAR" .Values.secrets.x) */}}
