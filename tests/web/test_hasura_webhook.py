@@ -365,9 +365,11 @@ async def test_subscriptions_only_for_the_listed_roles(
     assert (await hook_post(client, [QUERY, SUBSCRIPTION], **manager)).denied
     assert (await hook_post(client, None, **manager)).denied  # a websocket's connection_init
     # acting as a role that may subscribe is what the role decides, not the key's own role
-    assert (await hook_post(client, SUBSCRIPTION, **manager, **{"X-Hasura-Role": "operator"})).role == "operator"
+    admin = {"Authorization": f"Bearer {await new_key(client, boot.key, role='admin')}"}
+    assert (await hook_post(client, SUBSCRIPTION, **admin)).denied
+    assert (await hook_post(client, SUBSCRIPTION, **admin, **{"X-Hasura-Role": "operator"})).role == "operator"
     assert (await hook_post(client, SUBSCRIPTION)).denied  # anonymous is not listed either
-    assert (await decisions(client))["deny", "subscription_not_allowed", "api_key"] == 3
+    assert (await decisions(client))["deny", "subscription_not_allowed", "api_key"] == 4
 
 
 # --- the decision metric and the request log -------------------------------------------------------
@@ -466,19 +468,26 @@ async def test_a_session_jwt_from_the_token_endpoint(client: Client, admin_key: 
     assert view.max_age == 45  # the token lives 45 s, less than max_cache_age_s (60)
     assert (await hook_post(client, QUERY, v3=True, **auth)).session == view.session
 
-    # role selection: a role the token holds is granted, by our name or Hasura's; others are 401
-    assert (await hook_get(client, **auth, **{"X-Hasura-Role": "operator"})).role == "operator"
-    assert (await hook_post(client, QUERY, **auth, **{"x-hasura-role": "viewer"})).role == "viewer"
-    assert (await hook_get(client, **auth, **{"X-Hasura-Role": "admin"})).denied
-    assert (await hook_get(client, **auth, **{"X-Hasura-Role": "org_admin"})).denied
+    # role selection: a role the token holds is granted; others are 401 (a manager may act only
+    # as anonymous: operator's and viewer's rows reach rows a manager's own does not)
+    assert (await hook_post(client, QUERY, **auth, **{"x-hasura-role": "anonymous"})).role == "anonymous"
+    for other in ("operator", "viewer", "admin", "org_admin"):
+        assert (await hook_get(client, **auth, **{"X-Hasura-Role": other})).denied, other
+    admin = await new_key(client, admin_key, role="admin")
+    admin_token = (await (await client.post("/v1/auth/token", headers=bearer(admin))).json())["access_token"]
+    as_admin = {"Authorization": f"Bearer {admin_token}"}
+    assert (await hook_get(client, **as_admin, **{"X-Hasura-Role": "org_admin"})).role == "org_admin"  # Hasura's
+    assert (await hook_get(client, **as_admin, **{"X-Hasura-Role": "admin"})).role == "org_admin"  # or ours
+    assert (await hook_get(client, **as_admin, **{"X-Hasura-Role": "operator"})).role == "operator"
+    assert (await hook_get(client, **as_admin, **{"X-Hasura-Role": "super_admin"})).denied
 
     clock.advance(40)
     assert (await hook_get(client, **auth)).max_age == 5  # never beyond the token's exp
     clock.advance(5)
     assert (await hook_get(client, **auth)).denied
     counted = await decisions(client)
-    assert counted["allow", "session_jwt", "session_jwt"] == 5
-    assert counted["deny", "role_not_allowed", "session_jwt"] == 2
+    assert counted["allow", "session_jwt", "session_jwt"] == 7
+    assert counted["deny", "role_not_allowed", "session_jwt"] == 5
     assert counted["deny", "token_expired", "session_jwt"] == 1
 
 
