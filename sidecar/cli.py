@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -487,13 +488,13 @@ def hasura_config_command(ctx: click.Context, as_json: bool) -> None:
         return "\n".join(
             [
                 "# JWT mode, Hasura v2 (also set HASURA_GRAPHQL_ADMIN_SECRET):",
-                f"HASURA_GRAPHQL_JWT_SECRET='{jwt_v2}'",
+                f"HASURA_GRAPHQL_JWT_SECRET={shlex.quote(jwt_v2)}",
                 "",
                 "# JWT mode, Hasura v3: globals/metadata/auth-config.hml",
                 yaml.safe_dump(data["jwt_mode"]["v3"], sort_keys=False).rstrip(),
                 "",
                 "# Or webhook mode, Hasura v2 (instead of JWT mode; without HASURA_GRAPHQL_UNAUTHORIZED_ROLE):",
-                *(f"{name}={value}" for name, value in hook.items()),
+                *(f"{name}={shlex.quote(value)}" for name, value in hook.items()),
             ]
         )
 

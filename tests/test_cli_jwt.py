@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +132,20 @@ def test_human_hasura_config_is_pasteable(tmp_path: Path) -> None:
     assert json.loads(value[1:-1])["jwk_url"] == "http://127.0.0.1:8080/.well-known/jwks.json"
     assert "kind: AuthConfig" in out
     assert "HASURA_GRAPHQL_AUTH_HOOK=http://127.0.0.1:8080/v1/hasura/webhook" in out
+
+
+def test_human_hasura_config_survives_a_secret_with_shell_quotes(tmp_path: Path) -> None:
+    secret = "it's a $HOME `secret` with \\ and \" quotes, long enough"
+    env = {"SIDECAR_DATA_DIR": str(tmp_path), "SIDECAR_JWT__ALGORITHM": "HS256", "SIDECAR_JWT__HS256_SECRET": secret}
+    out = run(env, "hasura", "config")
+    lines = [x for x in out.splitlines() if x.startswith("HASURA_GRAPHQL")]
+    assert len(lines) == 3
+    for line in lines:
+        quoted = line.partition("=")[2]
+        assert len(shlex.split(quoted)) == 1, line  # one shell word, whatever the value holds
+    script = "\n".join([*lines, 'printf %s "$HASURA_GRAPHQL_JWT_SECRET"'])
+    pasted = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True, env={})
+    assert json.loads(pasted.stdout)["key"] == secret  # what the shell hands Hasura is the exact secret
 
 
 def test_signing_keys_rotate_and_list(tmp_path: Path) -> None:
