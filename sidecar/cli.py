@@ -114,11 +114,15 @@ def print_bootstrap_key(issued: IssuedKey) -> None:
 
 @main.command()
 @click.option("--host", default=None, help="address to listen on (default: SIDECAR_HOST, 127.0.0.1)")
-@click.option("--port", default=None, type=int, help="port (default: SIDECAR_PORT, 8080)")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="port (default: SIDECAR_PORT, 8080)")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the sidecar's HTTP server."""
     settings = _settings(ctx)
+    # --host/--port are the settings the app sees, so the default public URL (the issuer, the
+    # discovery document's URLs) names where it listens; a configured SIDECAR_PUBLIC_URL still wins
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    host, port = settings.host, settings.port
     configure_logging(settings.log_level, settings.log_format)
     try:
         app = create_app(settings, on_bootstrap=print_bootstrap_key)
@@ -130,8 +134,6 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    host = host or settings.host
-    port = port or settings.port
 
     def listening(_: str) -> None:
         click.echo(f"sidecar listening on http://{host}:{port}", err=True)
