@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from sidecar.app import create_app
 from sidecar.domain import jwk
+from sidecar.domain.signing_keys import RingTiming
 from sidecar.ports.clock import FrozenClock
 from sidecar.settings import JwtSettings, Settings
 from sidecar.web.state import SERVICES
@@ -39,22 +41,29 @@ def states(keys: list[dict[str, Any]]) -> list[str]:
     return [k["state"] for k in keys]
 
 
-async def test_rotation_never_breaks_a_verifier_that_honours_max_age(
-    client: Client, admin_key: str, clock: FrozenClock
-) -> None:
+#: Rotations, in seconds from the start: the first right after the simulated Hasura fetched the
+#: JWKS (t=300, a max-age boundary), the second 100 s after a fetch (not aligned with max-age).
+#: Either way the verifier holds a JWKS without the new key for a while, as a real Hasura would.
+ROTATIONS = (300, 5200)
+STEP = 100
+
+
+async def rotate_while_hasura_verifies(client: Client, admin_key: str, clock: FrozenClock) -> JwksCache:
+    """Every STEP seconds over 2.5 h: Hasura refreshes its JWKS as max-age allows, keys may rotate,
+    a token is issued, and every unexpired token so far must pass Hasura v2, v3 and /v1/auth/validate."""
     hasura = JwksCache(client)
     issued: list[tuple[str, float]] = []  # (token, exp)
     start = clock.now().timestamp()
     signing_kids: list[str] = []
-    step = 150
-    for i in range(0, 9000 // step):
+    for _ in range(0, 9000 // STEP):
         now = clock.now().timestamp()
-        if i in (2, 34):  # rotate at t=300 s, and again at t=5100 s (after the first finished)
+        await hasura.refresh(now)  # first, so a rotation in this step is one the verifier has not seen
+        if now - start in ROTATIONS:
             resp = await client.post("/v1/signing_keys/rotate", headers=bearer(admin_key))
             assert resp.status == 201, await resp.text()
             rotated = await resp.json()
             assert rotated["state"] == "next"
-        await hasura.refresh(now)
+            assert rotated["kid"] not in hasura.kids()  # the verifier's cached JWKS predates the new key
         token = await exchange(client, admin_key)
         issued.append((token, now + 3600))
         kid = client.server.app[SERVICES].signing_keys.view().signer.kid
@@ -66,13 +75,35 @@ async def test_rotation_never_breaks_a_verifier_that_honours_max_age(
                 assert session["x-hasura-role"] == "super_admin"
                 check_v3(old, hasura, now=now, namespace="https://hasura.io/jwt/claims", audience="hasura")
                 assert (await client.get("/v1/auth/validate", headers=bearer(old))).status == 200
-        clock.advance(step)
+        clock.advance(STEP)
     assert len(signing_kids) == 3
+    assert clock.now().timestamp() - start > ROTATIONS[-1] + ACTIVATION_DELAY
+    return hasura
+
+
+async def test_rotation_never_breaks_a_verifier_that_honours_max_age(
+    client: Client, admin_key: str, clock: FrozenClock
+) -> None:
+    hasura = await rotate_while_hasura_verifies(client, admin_key, clock)
     assert hasura.fetches > 15  # refetched every max-age, as Hasura v2 does
     keys = await signing_keys(client, admin_key)
     assert states(keys) == ["current", "previous", "retired"]
-    elapsed = clock.now().timestamp() - start
-    assert elapsed > 5100 + ACTIVATION_DELAY
+
+
+@pytest.mark.parametrize("delay_s", [1, 200])
+async def test_the_rotation_check_catches_a_key_that_signs_before_verifiers_refetch(
+    monkeypatch: pytest.MonkeyPatch,
+    aiohttp_client: ClientFactory,
+    settings: Settings,
+    clock: FrozenClock,
+    delay_s: int,
+) -> None:
+    """The scenario above fails if a next key signs sooner than JWKS max-age (300 s) after a rotation."""
+    monkeypatch.setattr(RingTiming, "activation_delay", property(lambda _: timedelta(seconds=delay_s)))
+    boot = Bootstrap()
+    client = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=boot))
+    with pytest.raises(HasuraRejects, match="invalid-jwt"):
+        await rotate_while_hasura_verifies(client, boot.key, clock)
 
 
 async def test_rotation_timeline(client: Client, admin_key: str, clock: FrozenClock) -> None:
