@@ -440,6 +440,7 @@ def create_app(
                 readiness.add("cache", redis_ping(redis.client), required=False)  # the service works without it
             ring = build_key_ring(settings, stores.signing_keys, clock, sealer)
             await ring.start()
+            readiness.add("signing_key", ring.ready)
             token_service = build_token_service(settings, ring, clock, policy)
             authenticator = Authenticator(
                 key_service, RevocationCheckingVerifier(token_service, stores.oauth), revocations

@@ -162,6 +162,13 @@ class KeyRing:
         """Every key with its state now (empty before the first key exists)."""
         return self.view().statuses if self._keys else ()
 
+    async def ready(self) -> None:
+        """The readiness check: raises ``Unavailable`` unless a current key signs."""
+        if not self._keys:
+            raise Unavailable("no signing key is loaded", reason="no_signing_key")
+        if not any(s.state is KeyState.CURRENT for s in self.view().statuses):
+            raise Unavailable("no signing key is current", reason="no_signing_key")
+
     def _rebuild(self, now: datetime) -> RingView:
         if not self._keys:
             raise Unavailable("no signing key is loaded yet", reason="no_signing_key")

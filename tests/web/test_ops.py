@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 from collections.abc import Callable
 from subprocess import PIPE, STDOUT
 from typing import Any
@@ -15,7 +16,7 @@ from prometheus_client.samples import Sample
 from sidecar.app import create_app
 from sidecar.errors import Unavailable
 from sidecar.settings import Settings
-from sidecar.web.state import READINESS
+from sidecar.web.state import READINESS, SERVICES
 from tests.conftest import Bootstrap, ClientFactory, bearer
 from tests.redis_fixtures import RedisProcess
 
@@ -114,7 +115,7 @@ async def test_healthz(client: Client) -> None:
 async def test_readyz_reports_each_check(client: Client) -> None:
     resp = await client.get("/readyz")
     assert resp.status == 200
-    assert await resp.json() == {"status": "ready", "checks": {"store": {"ok": True}}}
+    assert await resp.json() == {"status": "ready", "checks": {"store": {"ok": True}, "signing_key": {"ok": True}}}
 
     async def broken() -> None:
         raise Unavailable("redis://:hunter2@cache down", reason="cache_unavailable")
@@ -125,9 +126,25 @@ async def test_readyz_reports_each_check(client: Client) -> None:
     body = await resp.json()
     assert body == {
         "status": "not_ready",
-        "checks": {"store": {"ok": True}, "cache": {"ok": False, "reason": "cache_unavailable"}},
+        "checks": {
+            "store": {"ok": True},
+            "signing_key": {"ok": True},
+            "cache": {"ok": False, "reason": "cache_unavailable"},
+        },
     }
     assert "hunter2" not in await resp.text()
+
+
+async def test_readyz_fails_without_a_signing_key(client: Client, settings: Settings) -> None:
+    """A store whose signing keys are gone (wiped, or restored from an old backup): not ready."""
+    with sqlite3.connect(settings.data_dir / "sidecar.db") as db:
+        db.execute("DELETE FROM signing_keys")
+    await client.server.app[SERVICES].signing_keys.reload()  # the periodic reload
+    resp = await client.get("/readyz")
+    assert resp.status == 503
+    body = await resp.json()
+    assert body["checks"]["signing_key"] == {"ok": False, "reason": "no_signing_key"}
+    assert body["checks"]["store"] == {"ok": True}
 
 
 async def test_request_id_is_echoed_when_sane(client: Client, admin_key: str) -> None:
