@@ -15,7 +15,7 @@ from aiohttp import web
 
 from sidecar import __version__
 from sidecar.domain import jwk
-from sidecar.domain.audit import AuditLog
+from sidecar.domain.audit import Actor, AuditLog
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.decision import Anonymous, CredentialAuthenticator, CredentialSources, Decider, PresentedCredential
@@ -31,7 +31,7 @@ from sidecar.domain.operations import OperationPolicy, OperationReader
 from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.domain.revocations import TokenRevocations
-from sidecar.domain.signing_keys import KeyRing, RingTiming
+from sidecar.domain.signing_keys import KeyRing, KeyStatus, RingTiming
 from sidecar.domain.tables import TableModel
 from sidecar.domain.tokens import TokenConfig, TokenService
 from sidecar.domain.webhook_endpoints import WebhookEndpointService
@@ -364,6 +364,21 @@ def build_token_service(settings: Settings, ring: KeyRing, clock: Clock, policy:
     return TokenService(ring, clock, policy, config)
 
 
+async def _audit_rotation(audit_log: AuditLog, status: KeyStatus) -> None:
+    """``signing_key.rotated`` by the ``system`` actor; best effort, like every audit write."""
+    key = status.key
+    try:
+        await audit_log.signing_key_rotated(
+            Actor.system(),
+            kid=key.material.kid,
+            algorithm=key.material.algorithm,
+            activates_at=key.activates_at,
+            immediate=False,
+        )
+    except Exception:
+        log.exception("could not record an audit event")
+
+
 async def _reload_ring_forever(ring: KeyRing, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
@@ -435,11 +450,13 @@ def create_app(
                 settings, stores.keys, clock, policy, redis.keys if redis else None, revocations, metrics=metrics
             )
             readiness.add("store", stores.keys.ping)
-            app[AUDIT] = AuditLog(timed_store(stores.audit, metrics), clock)
+            audit_log = app[AUDIT] = AuditLog(timed_store(stores.audit, metrics), clock)
             if redis is not None:
                 readiness.add("cache", redis_ping(redis.client), required=False)  # the service works without it
             ring = build_key_ring(settings, stores.signing_keys, clock, sealer)
-            await ring.start()
+            scheduled = await ring.start()
+            if scheduled is not None:  # the configured algorithm changed: the service rotated itself
+                await _audit_rotation(audit_log, scheduled)
             readiness.add("signing_key", ring.ready)
             token_service = build_token_service(settings, ring, clock, policy)
             authenticator = Authenticator(

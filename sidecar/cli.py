@@ -395,12 +395,15 @@ main.add_command(webhooks)
 main.add_command(audit)
 
 
-def _run_with_ring(settings: Settings, action: Callable[[KeyRing], Awaitable[T]]) -> T:
+def _run_with_ring(settings: Settings, action: Callable[[KeyRing, AuditLog], Awaitable[T]]) -> T:
+    """Run ``action`` on the server's signing keys; rotations are audited with the actor ``cli``."""
+
     async def go() -> T:
         async with open_stores(**store_options(settings)) as stores:
-            ring = build_key_ring(settings, stores.signing_keys, SystemClock(), build_sealer(settings))
+            clock = SystemClock()
+            ring = build_key_ring(settings, stores.signing_keys, clock, build_sealer(settings))
             await ring.reload()
-            return await action(ring)
+            return await action(ring, AuditLog(stores.audit, clock))
 
     try:
         return asyncio.run(go())
@@ -429,7 +432,7 @@ def signing_keys() -> None:
 def signing_keys_list(ctx: click.Context, as_json: bool) -> None:
     """Every signing key with its state: next, current, previous or retired."""
 
-    async def action(ring: KeyRing) -> list[dict[str, Any]]:
+    async def action(ring: KeyRing, _audit: AuditLog) -> list[dict[str, Any]]:
         return [signing_key_json(s) for s in reversed(ring.statuses())]
 
     data = _run_with_ring(_settings(ctx), action)
@@ -448,8 +451,17 @@ def signing_keys_list(ctx: click.Context, as_json: bool) -> None:
 def signing_keys_rotate(ctx: click.Context, immediately: bool, as_json: bool) -> None:
     """Add a next key: published now, signing once every JWKS cache has seen it."""
 
-    async def action(ring: KeyRing) -> dict[str, Any]:
-        return signing_key_json(await ring.rotate(immediate=immediately))
+    async def action(ring: KeyRing, audit: AuditLog) -> dict[str, Any]:
+        status = await ring.rotate(immediate=immediately)
+        key = status.key
+        await audit.signing_key_rotated(
+            Actor.cli(),
+            kid=key.material.kid,
+            algorithm=key.material.algorithm,
+            activates_at=key.activates_at,
+            immediate=immediately,
+        )
+        return signing_key_json(status)
 
     data = _run_with_ring(_settings(ctx), action)
     _emit(

@@ -161,3 +161,14 @@ def test_signing_keys_rotate_and_list(tmp_path: Path) -> None:
     refused = CliRunner().invoke(main, ["signing-keys", "rotate"], env=env)
     assert refused.exit_code == 1
     assert "already in progress" in refused.output
+    events = run(env, "audit", "list", "--action", "signing_key.rotated", "--json")["data"]
+    assert [(e["actor"], e["target"]["id"]) for e in events] == [
+        ({"id": "cli", "type": "cli"}, second["kid"]),
+        ({"id": "cli", "type": "cli"}, first["kid"]),
+    ]  # the refused third rotation recorded nothing
+    assert events[0]["detail"] == {"alg": "RS256", "activates_at": events[0]["detail"]["activates_at"],
+                                   "immediate": "false"}  # fmt: skip
+    urgent = run(env, "signing-keys", "rotate", "--immediately", "--json")
+    latest = run(env, "audit", "list", "--action", "signing_key.rotated", "--limit", "1", "--json")["data"][0]
+    assert latest["target"]["id"] == urgent["kid"]
+    assert latest["detail"]["immediate"] == "true"

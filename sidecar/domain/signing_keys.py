@@ -178,23 +178,27 @@ class KeyRing:
 
     # --- loading and rotation -----------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Load the ring; on first start create a key; after an algorithm change schedule one."""
+    async def start(self) -> KeyStatus | None:
+        """Load the ring; on first start create a key; after an algorithm change schedule one.
+
+        Returns the key that an algorithm change scheduled (a rotation), else ``None``.
+        """
         if self.fixed:
             self._rebuild(self._clock.now())
-            return
+            return None
         await self.reload()
         if not self._keys:
             await self._insert(self._clock.now(), unless_activating_after=EPOCH)
-        else:
-            newest = max(self._keys.values(), key=lambda k: (k.activates_at, k.material.kid))
-            if newest.material.algorithm != self._algorithm:
-                log.warning(
-                    "the configured JWT algorithm is %s but the newest signing key is %s: rotating",
-                    self._algorithm,
-                    newest.material.algorithm,
-                )
-                await self.rotate()
+            return None
+        newest = max(self._keys.values(), key=lambda k: (k.activates_at, k.material.kid))
+        if newest.material.algorithm == self._algorithm:
+            return None
+        log.warning(
+            "the configured JWT algorithm is %s but the newest signing key is %s: rotating",
+            self._algorithm,
+            newest.material.algorithm,
+        )
+        return await self.rotate()
 
     async def reload(self) -> bool:
         """Re-read the store (a rotation by another replica or the CLI); parse only new keys."""

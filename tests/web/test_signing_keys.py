@@ -137,6 +137,33 @@ async def test_immediate_rotation_signs_at_once(client: Client, admin_key: str, 
     assert client.server.app[SERVICES].signing_keys.view().signer.kid == new["kid"]
 
 
+async def audit_rotations(client: Client, admin_key: str) -> list[dict[str, Any]]:
+    resp = await client.get("/v1/audit_events?action=signing_key.rotated", headers=bearer(admin_key))
+    assert resp.status == 200, await resp.text()
+    return list((await resp.json())["data"])
+
+
+async def test_rotations_are_audited_with_actor_and_origin(client: Client, admin_key: str, clock: FrozenClock) -> None:
+    admin_id = (await (await client.get("/v1/auth/validate", headers=bearer(admin_key))).json())["key_id"]
+    assert await audit_rotations(client, admin_key) == []  # creating the first key is not a rotation
+    headers = {**bearer(admin_key), "User-Agent": "ops-console/2.0", "X-Request-Id": "req-rotate"}
+    scheduled = await (await client.post("/v1/signing_keys/rotate", headers=headers)).json()
+    clock.advance(ACTIVATION_DELAY)
+    urgent = await client.post("/v1/signing_keys/rotate", json={"immediate": True}, headers=bearer(admin_key))
+    at_once = await urgent.json()
+    refused = await client.post("/v1/signing_keys/rotate", json={"immediate": "soon"}, headers=bearer(admin_key))
+    assert refused.status == 400  # a refused rotation records nothing
+
+    second, first = await audit_rotations(client, admin_key)
+    assert first["actor"] == second["actor"] == {"id": admin_id, "type": "api_key"}
+    assert first["target"] == {"type": "signing_key", "id": scheduled["kid"]}
+    assert first["origin"] == {"ip": "127.0.0.1", "user_agent": "ops-console/2.0", "request_id": "req-rotate"}
+    assert first["detail"] == {"alg": "RS256", "activates_at": scheduled["activates_at"].replace("Z", "+00:00"),
+                               "immediate": "false"}  # fmt: skip
+    assert second["target"]["id"] == at_once["kid"]
+    assert second["detail"]["immediate"] == "true"
+
+
 async def test_signing_key_api_needs_the_system_scope(client: Client, admin_key: str) -> None:
     created = await client.post("/v1/api_keys", json={"role": "admin"}, headers=bearer(admin_key))
     admin = (await created.json())["key"]
@@ -212,6 +239,10 @@ async def test_algorithm_change_schedules_a_rotation(
     clock.advance(ACTIVATION_DELAY)
     assert ring.view().signer.algorithm == "EdDSA"
     assert (await second.get("/v1/auth/validate", headers=bearer(token))).status == 200
+    (event,) = await audit_rotations(second, boot.key)
+    assert event["actor"] == {"id": "system", "type": "system"}
+    assert event["target"] == {"type": "signing_key", "id": ring.view().signer.kid}
+    assert event["detail"]["alg"] == "EdDSA"
 
 
 async def test_pem_files_newest_signs_all_publish(
