@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ from sidecar.domain.tables import TableModel
 from sidecar.domain.tokens import TokenConfig, TokenService
 from sidecar.domain.webhook_endpoints import WebhookEndpointService
 from sidecar.errors import ConfigError, SidecarError
-from sidecar.metered import CountedKeyCache, TimedSharedKeyCache, timed_store
+from sidecar.metered import CountedKeyCache, TimedSharedKeyCache, signing_key_ages, timed_store
 from sidecar.metrics import Metrics
 from sidecar.ports import (
     AuditStore,
@@ -324,8 +326,18 @@ def build_oauth(
     )
 
 
-def build_key_ring(settings: Settings, store: SigningKeyStore, clock: Clock, sealer: SecretSealer) -> KeyRing:
-    """The signing keys: the HS256 secret, PEM files (newest signs), or generated into the store."""
+def build_key_ring(
+    settings: Settings,
+    store: SigningKeyStore,
+    clock: Clock,
+    sealer: SecretSealer,
+    *,
+    metrics: Metrics | None = None,
+) -> KeyRing:
+    """The signing keys: the HS256 secret, PEM files (newest signs), or generated into the store.
+
+    With ``metrics``, each slot's key age is recorded whenever the ring starts, reloads or rotates.
+    """
     conf = settings.jwt
     timing = RingTiming(
         max_token_ttl_s=conf.ttl_s,
@@ -333,24 +345,37 @@ def build_key_ring(settings: Settings, store: SigningKeyStore, clock: Clock, sea
         jwks_max_age_s=conf.jwks_max_age_s,
         reload_s=conf.ring_reload_s,
     )
+    on_view = signing_key_ages(metrics) if metrics is not None else None
     if conf.algorithm == "HS256":
         assert conf.hs256_secret is not None  # JwtSettings checks it
         secret = jwk.hmac_secret(conf.hs256_secret.get_secret_value().encode())
-        return KeyRing(clock, timing, algorithm="HS256", fixed=[secret])
+        return KeyRing(clock, timing, algorithm="HS256", fixed=[secret], on_view=on_view)
     if conf.key_files:
-        return KeyRing(clock, timing, algorithm=conf.algorithm, fixed=[_read_pem(path) for path in conf.key_files])
-    return KeyRing(clock, timing, algorithm=conf.algorithm, store=store, sealer=sealer)
+        files = [_read_pem(path) for path in conf.key_files]
+        return KeyRing(
+            clock,
+            timing,
+            algorithm=conf.algorithm,
+            fixed=[material for material, _ in files],
+            fixed_created_at=[modified for _, modified in files],
+            on_view=on_view,
+        )
+    return KeyRing(clock, timing, algorithm=conf.algorithm, store=store, sealer=sealer, on_view=on_view)
 
 
-def _read_pem(path: Path) -> jwk.KeyMaterial:
+def _read_pem(path: Path) -> tuple[jwk.KeyMaterial, datetime]:
+    """A key file's key, and its modification time (the nearest thing to when the key was made)."""
     try:
         pem = path.read_bytes()
+        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     except OSError as exc:
         raise ConfigError(f"SIDECAR_JWT__KEY_FILES: cannot read {path}: {exc.strerror}") from None
-    return jwk.asymmetric(jwk.from_pem(pem, where=str(path)))
+    return jwk.asymmetric(jwk.from_pem(pem, where=str(path))), modified
 
 
-def build_token_service(settings: Settings, ring: KeyRing, clock: Clock, policy: Policy) -> TokenService:
+def build_token_service(
+    settings: Settings, ring: KeyRing, clock: Clock, policy: Policy, *, metrics: Metrics | None = None
+) -> TokenService:
     conf = settings.jwt
     config = TokenConfig(
         issuer=settings.jwt_issuer(),
@@ -361,7 +386,7 @@ def build_token_service(settings: Settings, ring: KeyRing, clock: Clock, policy:
         iat_backdate_s=conf.iat_backdate_s,
         clock_skew_s=conf.clock_skew_s,
     )
-    return TokenService(ring, clock, policy, config)
+    return TokenService(ring, clock, policy, config, on_issued=metrics.token_issued if metrics is not None else None)
 
 
 async def _audit_rotation(audit_log: AuditLog, status: KeyStatus) -> None:
@@ -394,8 +419,10 @@ def build_webhook_endpoint_service(
     return WebhookEndpointService(store, clock, default_roll_overlap_s=settings.webhook.roll_overlap_s)
 
 
-def build_metrics(settings: Settings) -> Metrics:
-    return Metrics(version=__version__, multiprocess_dir=settings.prometheus_multiproc_dir)
+def build_metrics(settings: Settings, clock: Clock | None = None) -> Metrics:
+    """The app's metrics; ages (signing keys) are computed at scrape time on ``clock``."""
+    wall_clock = (lambda: clock.now().timestamp()) if clock is not None else time.time
+    return Metrics(version=__version__, multiprocess_dir=settings.prometheus_multiproc_dir, wall_clock=wall_clock)
 
 
 def request_log_policy(settings: Settings) -> RequestLogPolicy:
@@ -431,7 +458,7 @@ def create_app(
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
     tables = tables or load_table_model(settings.tables_file, policy.model)
-    metrics = build_metrics(settings)
+    metrics = build_metrics(settings, clock)
     readiness = Readiness()
     sealer = build_sealer(settings)
     if settings.redis_url:
@@ -453,12 +480,12 @@ def create_app(
             audit_log = app[AUDIT] = AuditLog(timed_store(stores.audit, metrics), clock)
             if redis is not None:
                 readiness.add("cache", redis_ping(redis.client), required=False)  # the service works without it
-            ring = build_key_ring(settings, stores.signing_keys, clock, sealer)
+            ring = build_key_ring(settings, stores.signing_keys, clock, sealer, metrics=metrics)
             scheduled = await ring.start()
             if scheduled is not None:  # the configured algorithm changed: the service rotated itself
                 await _audit_rotation(audit_log, scheduled)
             readiness.add("signing_key", ring.ready)
-            token_service = build_token_service(settings, ring, clock, policy)
+            token_service = build_token_service(settings, ring, clock, policy, metrics=metrics)
             authenticator = Authenticator(
                 key_service, RevocationCheckingVerifier(token_service, stores.oauth), revocations
             )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -118,6 +118,11 @@ class RingTiming:
         return timedelta(seconds=self.jwks_max_age_s + self.reload_s + self.clock_skew_s)
 
 
+#: Told each new view of the ring: at start, after a reload or rotation that changed the keys,
+#: and when a key changes state (next becomes current, previous retires).
+ViewHook = Callable[[RingView], None]
+
+
 class KeyRing:
     """Signing keys, parsed once and held in memory; reloaded from the store by ``reload``."""
 
@@ -130,8 +135,11 @@ class KeyRing:
         store: SigningKeyStore | None = None,
         sealer: SecretSealer | None = None,
         fixed: Sequence[KeyMaterial] = (),
+        fixed_created_at: Sequence[datetime] = (),
+        on_view: ViewHook | None = None,
     ) -> None:
-        """Either ``store`` and ``sealer`` (generated keys), or ``fixed`` keys oldest to newest."""
+        """Either ``store`` and ``sealer`` (generated keys), or ``fixed`` keys oldest to newest
+        (``fixed_created_at``: when each was made, if known, e.g. a key file's modification time)."""
         self._clock = clock
         self._timing = timing
         self._algorithm = algorithm
@@ -139,11 +147,13 @@ class KeyRing:
         self._sealer = sealer
         self._keys: dict[str, RingKey] = {}
         self._view: RingView | None = None
+        self._on_view = on_view
         self.fixed = bool(fixed)
         for i, material in enumerate(fixed):
-            at = EPOCH + timedelta(seconds=i)
+            at = EPOCH + timedelta(seconds=i)  # orders the keys: the newest signs
+            created = fixed_created_at[i] if i < len(fixed_created_at) else at
             source = KeySource.SETTINGS if material.algorithm == "HS256" else KeySource.FILE
-            self._keys[material.kid] = RingKey(material, source, at, at)
+            self._keys[material.kid] = RingKey(material, source, created, at)
 
     @property
     def timing(self) -> RingTiming:
@@ -173,8 +183,10 @@ class KeyRing:
         if not self._keys:
             raise Unavailable("no signing key is loaded yet", reason="no_signing_key")
         retention = None if self.fixed else self._timing.retention
-        self._view = compute_view(list(self._keys.values()), now, retention)
-        return self._view
+        view = self._view = compute_view(list(self._keys.values()), now, retention)
+        if self._on_view is not None:
+            self._on_view(view)
+        return view
 
     # --- loading and rotation -----------------------------------------------------------------
 
@@ -212,6 +224,8 @@ class KeyRing:
         self._keys = fresh
         if fresh and (changed or self._view is None):
             self._rebuild(self._clock.now())
+        elif fresh:
+            self.view()  # a key due to change state (next to current, previous to retired) does so now
         return changed
 
     async def rotate(self, *, immediate: bool = False) -> KeyStatus:
