@@ -346,31 +346,44 @@ def build_key_ring(
         reload_s=conf.ring_reload_s,
     )
     on_view = signing_key_ages(metrics) if metrics is not None else None
+    accepted = conf.accepted()
     if conf.algorithm == "HS256":
         assert conf.hs256_secret is not None  # JwtSettings checks it
         secret = jwk.hmac_secret(conf.hs256_secret.get_secret_value().encode())
-        return KeyRing(clock, timing, algorithm="HS256", fixed=[secret], on_view=on_view)
+        return KeyRing(clock, timing, algorithm="HS256", fixed=[secret], accepted=accepted, on_view=on_view)
     if conf.key_files:
-        files = [_read_pem(path) for path in conf.key_files]
+        files = [_read_pem(path, accepted) for path in conf.key_files]
         return KeyRing(
             clock,
             timing,
             algorithm=conf.algorithm,
             fixed=[material for material, _ in files],
             fixed_created_at=[modified for _, modified in files],
+            accepted=accepted,
             on_view=on_view,
         )
-    return KeyRing(clock, timing, algorithm=conf.algorithm, store=store, sealer=sealer, on_view=on_view)
+    return KeyRing(
+        clock, timing, algorithm=conf.algorithm, store=store, sealer=sealer, accepted=accepted, on_view=on_view
+    )
 
 
-def _read_pem(path: Path) -> tuple[jwk.KeyMaterial, datetime]:
-    """A key file's key, and its modification time (the nearest thing to when the key was made)."""
+def _read_pem(path: Path, accepted: frozenset[str]) -> tuple[jwk.KeyMaterial, datetime]:
+    """A key file's key, and its modification time (the nearest thing to when the key was made).
+
+    Every file's key is published and verifies, so its algorithm must be an accepted one.
+    """
     try:
         pem = path.read_bytes()
         modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     except OSError as exc:
         raise ConfigError(f"SIDECAR_JWT__KEY_FILES: cannot read {path}: {exc.strerror}") from None
-    return jwk.asymmetric(jwk.from_pem(pem, where=str(path))), modified
+    material = jwk.asymmetric(jwk.from_pem(pem, where=str(path)))
+    if material.algorithm not in accepted:
+        raise ConfigError(
+            f"SIDECAR_JWT__KEY_FILES: {path} holds an {material.algorithm} key, but the accepted algorithms are "
+            f"{', '.join(sorted(accepted))} (SIDECAR_JWT__ACCEPTED_ALGORITHMS)"
+        )
+    return material, modified
 
 
 def build_token_service(
@@ -385,6 +398,7 @@ def build_token_service(
         claims_format=conf.claims_format,
         iat_backdate_s=conf.iat_backdate_s,
         clock_skew_s=conf.clock_skew_s,
+        accepted_algorithms=conf.accepted(),
     )
     return TokenService(ring, clock, policy, config, on_issued=metrics.token_issued if metrics is not None else None)
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sidecar.domain import jwk
 from sidecar.domain.jwk import KeyMaterial
-from sidecar.errors import Conflict, Unavailable
+from sidecar.errors import ConfigError, Conflict, Unavailable
 from sidecar.models import SigningKeyRecord
 from sidecar.ports import Clock, SecretSealer, SigningKeyStore
 
@@ -136,13 +136,19 @@ class KeyRing:
         sealer: SecretSealer | None = None,
         fixed: Sequence[KeyMaterial] = (),
         fixed_created_at: Sequence[datetime] = (),
+        accepted: Collection[str] | None = None,
         on_view: ViewHook | None = None,
     ) -> None:
         """Either ``store`` and ``sealer`` (generated keys), or ``fixed`` keys oldest to newest
-        (``fixed_created_at``: when each was made, if known, e.g. a key file's modification time)."""
+        (``fixed_created_at``: when each was made, if known, e.g. a key file's modification time).
+
+        ``accepted``: the algorithms verifiers accept (default: ``algorithm``); ``start`` refuses
+        a ring whose published keys use another, since tokens they signed would be refused.
+        """
         self._clock = clock
         self._timing = timing
         self._algorithm = algorithm
+        self._accepted = frozenset(accepted) if accepted else frozenset({algorithm})
         self._store = store
         self._sealer = sealer
         self._keys: dict[str, RingKey] = {}
@@ -197,11 +203,13 @@ class KeyRing:
         """
         if self.fixed:
             self._rebuild(self._clock.now())
+            self._check_accepted()
             return None
         await self.reload()
         if not self._keys:
             await self._insert(self._clock.now(), unless_activating_after=EPOCH)
             return None
+        self._check_accepted()
         newest = max(self._keys.values(), key=lambda k: (k.activates_at, k.material.kid))
         if newest.material.algorithm == self._algorithm:
             return None
@@ -211,6 +219,21 @@ class KeyRing:
             newest.material.algorithm,
         )
         return await self.rotate()
+
+    def _check_accepted(self) -> None:
+        """Every published key's algorithm is accepted: else tokens it signed (or will) would fail."""
+        if self._algorithm not in self._accepted:
+            raise ConfigError(f"the signing algorithm {self._algorithm} is not an accepted algorithm")
+        for status in self.view().statuses:
+            algorithm = status.key.material.algorithm
+            if status.state is KeyState.RETIRED or algorithm in self._accepted:
+                continue
+            until = f" until {status.retires_at.isoformat()}" if status.retires_at else ""
+            raise ConfigError(
+                f"signing key {status.key.material.kid} ({algorithm}, {status.state.value}) is published{until}, "
+                f"but the accepted algorithms are {', '.join(sorted(self._accepted))}: accept {algorithm} too "
+                "(SIDECAR_JWT__ACCEPTED_ALGORITHMS) until that key retires"
+            )
 
     async def reload(self) -> bool:
         """Re-read the store (a rotation by another replica or the CLI); parse only new keys."""

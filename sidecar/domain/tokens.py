@@ -36,6 +36,8 @@ class TokenConfig:
     claims_format: ClaimsFormat
     iat_backdate_s: int
     clock_skew_s: int
+    #: the verification allowlist, checked before the kid is looked up
+    accepted_algorithms: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,9 @@ class TokenService:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise InvalidToken("the token is malformed", reason="token_malformed") from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self._config.accepted_algorithms:
+            raise InvalidToken("the token's algorithm is not accepted", reason="token_alg_not_allowed")
         kid = header.get("kid")
         key = self._ring.view().verifiers.get(kid) if isinstance(kid, str) else None
         if key is None:

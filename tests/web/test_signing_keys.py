@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from sidecar.app import create_app
 from sidecar.domain import jwk
 from sidecar.domain.signing_keys import RingTiming
+from sidecar.errors import ConfigError
 from sidecar.ports.clock import FrozenClock
 from sidecar.settings import JwtSettings, Settings
 from sidecar.web.state import SERVICES
@@ -232,7 +233,11 @@ async def test_algorithm_change_schedules_a_rotation(
     first = await aiohttp_client(create_app(make_settings(), clock=clock, on_bootstrap=boot))
     token = await exchange(first, boot.key)
     await first.close()
-    second = await aiohttp_client(create_app(make_settings(jwt=JwtSettings(algorithm="EdDSA")), clock=clock))
+    only_new = make_settings(jwt=JwtSettings(algorithm="EdDSA"))
+    with pytest.raises(ConfigError, match=r"\(RS256, current\) is published, .* accept RS256 too"):
+        await aiohttp_client(create_app(only_new, clock=clock))  # its RS256 tokens would be refused
+    both = JwtSettings(algorithm="EdDSA", accepted_algorithms=("EdDSA", "RS256"))
+    second = await aiohttp_client(create_app(make_settings(jwt=both), clock=clock))
     ring = second.server.app[SERVICES].signing_keys
     assert ring.view().signer.algorithm == "RS256"  # keeps signing until the EdDSA key may
     assert (await second.get("/v1/auth/validate", headers=bearer(token))).status == 200
@@ -243,6 +248,11 @@ async def test_algorithm_change_schedules_a_rotation(
     assert event["actor"] == {"id": "system", "type": "system"}
     assert event["target"] == {"type": "signing_key", "id": ring.view().signer.kid}
     assert event["detail"]["alg"] == "EdDSA"
+    await second.close()
+    clock.advance(RETENTION)  # the RS256 key has retired: EdDSA alone may be accepted again
+    third = await aiohttp_client(create_app(only_new, clock=clock))
+    assert (await third.get("/v1/auth/validate", headers=bearer(token))).status == 401
+    assert third.server.app[SERVICES].signing_keys.view().signer.algorithm == "EdDSA"
 
 
 async def test_pem_files_newest_signs_all_publish(
@@ -254,7 +264,7 @@ async def test_pem_files_newest_signs_all_publish(
         path.write_bytes(jwk.to_pem(jwk.generate(algorithm)))
         paths.append(path)
     boot = Bootstrap()
-    jwt = JwtSettings(algorithm="ES256", key_files=tuple(paths))
+    jwt = JwtSettings(algorithm="ES256", accepted_algorithms=("ES256", "RS256"), key_files=tuple(paths))
     client = await aiohttp_client(create_app(make_settings(jwt=jwt), clock=clock, on_bootstrap=boot))
     jwks = JwksCache(client)
     await jwks.refresh(clock.now().timestamp())
@@ -267,3 +277,35 @@ async def test_pem_files_newest_signs_all_publish(
     assert resp.status == 409
     clock.advance(86_400 * 30)
     assert len((await (await client.get("/.well-known/jwks.json")).json())["keys"]) == 2  # files never retire
+
+
+async def test_key_files_must_use_an_accepted_algorithm(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock, tmp_path: Path
+) -> None:
+    old, new = tmp_path / "old.pem", tmp_path / "new.pem"
+    old.write_bytes(jwk.to_pem(jwk.generate("RS256")))
+    new.write_bytes(jwk.to_pem(jwk.generate("ES256")))
+    jwt = JwtSettings(algorithm="ES256", key_files=(old, new))  # accepts ES256 only
+    with pytest.raises(ConfigError, match=f"{old} holds an RS256 key, but the accepted algorithms are ES256"):
+        await aiohttp_client(create_app(make_settings(jwt=jwt), clock=clock))
+
+
+async def test_a_replica_refuses_tokens_in_an_algorithm_it_does_not_accept(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock
+) -> None:
+    """Replica A moves to EdDSA; replica B, still configured for RS256 alone, loads A's new key
+    from the shared store but refuses the EdDSA tokens A signs with it."""
+    boot = Bootstrap()
+    b = await aiohttp_client(create_app(make_settings(), clock=clock, on_bootstrap=boot))
+    moving = JwtSettings(algorithm="EdDSA", accepted_algorithms=("EdDSA", "RS256"))
+    a = await aiohttp_client(create_app(make_settings(jwt=moving), clock=clock))
+    rs256_token = await exchange(a, boot.key)
+    clock.advance(ACTIVATION_DELAY)
+    await b.server.app[SERVICES].signing_keys.reload()
+    eddsa_token = await exchange(a, boot.key)
+    assert a.server.app[SERVICES].signing_keys.view().signer.kid in b.server.app[SERVICES].signing_keys.view().verifiers
+    assert (await a.get("/v1/auth/validate", headers=bearer(eddsa_token))).status == 200
+    refused = await b.get("/v1/auth/validate", headers=bearer(eddsa_token))
+    assert refused.status == 401
+    assert (await refused.json())["error"] == "INVALID_TOKEN"
+    assert (await b.get("/v1/auth/validate", headers=bearer(rs256_token))).status == 200
