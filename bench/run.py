@@ -1,4 +1,5 @@
-"""Run the webhook benchmark: baseline vs the real sidecar, same machine, same run.
+"""Run the webhook benchmark: baseline vs the real sidecar, same machine, same run; then the
+session-JWT benchmark (``bench.tokens``). ``--only webhook`` or ``--only tokens`` runs one.
 
 Both servers run in their own processes pinned to core 0; the load generator runs on core 1.
 Every round runs every scenario back to back; ratios are taken within a round and their median
@@ -35,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bench import tokens
 from bench.load import Load, Result, pinned, run
 from sidecar.app import build_key_service, open_stores
 from sidecar.domain.keys import NewKey
@@ -296,8 +298,21 @@ def main() -> None:
         action="store_true",
         help="run the sidecar with SIDECAR_LOG_LEVEL=WARNING (no access-log line); default: its defaults",
     )
+    parser.add_argument(
+        "--only",
+        choices=("webhook", "tokens"),
+        help="one benchmark: the webhook, or session JWTs (bench.tokens); default: both, webhook first",
+    )
     args = parser.parse_args()
+    if args.only != "tokens":
+        webhook(args)
+    if args.only != "webhook":
+        print("\nsession JWTs (python -m bench.tokens):", flush=True)
+        tokens.run(args.duration, args.connections, list(tokens.ALGORITHMS))
 
+
+def webhook(args: argparse.Namespace) -> None:
+    """The webhook benchmark: the baseline and the sidecar's scenarios, ``args.rounds`` rounds."""
     extra_env, described = sidecar_settings(args.quiet_log)
     print(described, flush=True)
     with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from aiohttp import web
 
 from sidecar import __version__
 from sidecar.domain import jwk
-from sidecar.domain.audit import AuditLog
+from sidecar.domain.audit import Actor, AuditLog
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.console import ConsoleSessions
 from sidecar.domain.decision import Anonymous, CredentialAuthenticator, CredentialSources, Decider, PresentedCredential
@@ -31,12 +33,12 @@ from sidecar.domain.operations import OperationPolicy, OperationReader
 from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.domain.revocations import TokenRevocations
-from sidecar.domain.signing_keys import KeyRing, RingTiming
+from sidecar.domain.signing_keys import KeyRing, KeyStatus, RingTiming
 from sidecar.domain.tables import TableModel
 from sidecar.domain.tokens import TokenConfig, TokenService
 from sidecar.domain.webhook_endpoints import WebhookEndpointService
 from sidecar.errors import ConfigError, SidecarError
-from sidecar.metered import CountedKeyCache, TimedSharedKeyCache, timed_store
+from sidecar.metered import CountedKeyCache, TimedSharedKeyCache, signing_key_ages, timed_store
 from sidecar.metrics import Metrics
 from sidecar.ports import (
     AuditStore,
@@ -331,8 +333,18 @@ def build_oauth(
     )
 
 
-def build_key_ring(settings: Settings, store: SigningKeyStore, clock: Clock, sealer: SecretSealer) -> KeyRing:
-    """The signing keys: the HS256 secret, PEM files (newest signs), or generated into the store."""
+def build_key_ring(
+    settings: Settings,
+    store: SigningKeyStore,
+    clock: Clock,
+    sealer: SecretSealer,
+    *,
+    metrics: Metrics | None = None,
+) -> KeyRing:
+    """The signing keys: the HS256 secret, PEM files (newest signs), or generated into the store.
+
+    With ``metrics``, each slot's key age is recorded whenever the ring starts, reloads or rotates.
+    """
     conf = settings.jwt
     timing = RingTiming(
         max_token_ttl_s=conf.ttl_s,
@@ -340,24 +352,50 @@ def build_key_ring(settings: Settings, store: SigningKeyStore, clock: Clock, sea
         jwks_max_age_s=conf.jwks_max_age_s,
         reload_s=conf.ring_reload_s,
     )
+    on_view = signing_key_ages(metrics) if metrics is not None else None
+    accepted = conf.accepted()
     if conf.algorithm == "HS256":
         assert conf.hs256_secret is not None  # JwtSettings checks it
         secret = jwk.hmac_secret(conf.hs256_secret.get_secret_value().encode())
-        return KeyRing(clock, timing, algorithm="HS256", fixed=[secret])
+        return KeyRing(clock, timing, algorithm="HS256", fixed=[secret], accepted=accepted, on_view=on_view)
     if conf.key_files:
-        return KeyRing(clock, timing, algorithm=conf.algorithm, fixed=[_read_pem(path) for path in conf.key_files])
-    return KeyRing(clock, timing, algorithm=conf.algorithm, store=store, sealer=sealer)
+        files = [_read_pem(path, accepted) for path in conf.key_files]
+        return KeyRing(
+            clock,
+            timing,
+            algorithm=conf.algorithm,
+            fixed=[material for material, _ in files],
+            fixed_created_at=[modified for _, modified in files],
+            accepted=accepted,
+            on_view=on_view,
+        )
+    return KeyRing(
+        clock, timing, algorithm=conf.algorithm, store=store, sealer=sealer, accepted=accepted, on_view=on_view
+    )
 
 
-def _read_pem(path: Path) -> jwk.KeyMaterial:
+def _read_pem(path: Path, accepted: frozenset[str]) -> tuple[jwk.KeyMaterial, datetime]:
+    """A key file's key, and its modification time (the nearest thing to when the key was made).
+
+    Every file's key is published and verifies, so its algorithm must be an accepted one.
+    """
     try:
         pem = path.read_bytes()
+        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     except OSError as exc:
         raise ConfigError(f"SIDECAR_JWT__KEY_FILES: cannot read {path}: {exc.strerror}") from None
-    return jwk.asymmetric(jwk.from_pem(pem, where=str(path)))
+    material = jwk.asymmetric(jwk.from_pem(pem, where=str(path)))
+    if material.algorithm not in accepted:
+        raise ConfigError(
+            f"SIDECAR_JWT__KEY_FILES: {path} holds an {material.algorithm} key, but the accepted algorithms are "
+            f"{', '.join(sorted(accepted))} (SIDECAR_JWT__ACCEPTED_ALGORITHMS)"
+        )
+    return material, modified
 
 
-def build_token_service(settings: Settings, ring: KeyRing, clock: Clock, policy: Policy) -> TokenService:
+def build_token_service(
+    settings: Settings, ring: KeyRing, clock: Clock, policy: Policy, *, metrics: Metrics | None = None
+) -> TokenService:
     conf = settings.jwt
     config = TokenConfig(
         issuer=settings.jwt_issuer(),
@@ -367,8 +405,24 @@ def build_token_service(settings: Settings, ring: KeyRing, clock: Clock, policy:
         claims_format=conf.claims_format,
         iat_backdate_s=conf.iat_backdate_s,
         clock_skew_s=conf.clock_skew_s,
+        accepted_algorithms=conf.accepted(),
     )
-    return TokenService(ring, clock, policy, config)
+    return TokenService(ring, clock, policy, config, on_issued=metrics.token_issued if metrics is not None else None)
+
+
+async def _audit_rotation(audit_log: AuditLog, status: KeyStatus) -> None:
+    """``signing_key.rotated`` by the ``system`` actor; best effort, like every audit write."""
+    key = status.key
+    try:
+        await audit_log.signing_key_rotated(
+            Actor.system(),
+            kid=key.material.kid,
+            algorithm=key.material.algorithm,
+            activates_at=key.activates_at,
+            immediate=False,
+        )
+    except Exception:
+        log.exception("could not record an audit event")
 
 
 async def _reload_ring_forever(ring: KeyRing, interval_s: float) -> None:
@@ -386,8 +440,10 @@ def build_webhook_endpoint_service(
     return WebhookEndpointService(store, clock, default_roll_overlap_s=settings.webhook.roll_overlap_s)
 
 
-def build_metrics(settings: Settings) -> Metrics:
-    return Metrics(version=__version__, multiprocess_dir=settings.prometheus_multiproc_dir)
+def build_metrics(settings: Settings, clock: Clock | None = None) -> Metrics:
+    """The app's metrics; ages (signing keys) are computed at scrape time on ``clock``."""
+    wall_clock = (lambda: clock.now().timestamp()) if clock is not None else time.time
+    return Metrics(version=__version__, multiprocess_dir=settings.prometheus_multiproc_dir, wall_clock=wall_clock)
 
 
 def request_log_policy(settings: Settings) -> RequestLogPolicy:
@@ -423,7 +479,7 @@ def create_app(
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
     tables = tables or load_table_model(settings.tables_file, policy.model)
-    metrics = build_metrics(settings)
+    metrics = build_metrics(settings, clock)
     readiness = Readiness()
     sealer = build_sealer(settings)
     if settings.redis_url:
@@ -442,12 +498,15 @@ def create_app(
                 settings, stores.keys, clock, policy, redis.keys if redis else None, revocations, metrics=metrics
             )
             readiness.add("store", stores.keys.ping)
-            app[AUDIT] = AuditLog(timed_store(stores.audit, metrics), clock)
+            audit_log = app[AUDIT] = AuditLog(timed_store(stores.audit, metrics), clock)
             if redis is not None:
                 readiness.add("cache", redis_ping(redis.client), required=False)  # the service works without it
-            ring = build_key_ring(settings, stores.signing_keys, clock, sealer)
-            await ring.start()
-            token_service = build_token_service(settings, ring, clock, policy)
+            ring = build_key_ring(settings, stores.signing_keys, clock, sealer, metrics=metrics)
+            scheduled = await ring.start()
+            if scheduled is not None:  # the configured algorithm changed: the service rotated itself
+                await _audit_rotation(audit_log, scheduled)
+            readiness.add("signing_key", ring.ready)
+            token_service = build_token_service(settings, ring, clock, policy, metrics=metrics)
             authenticator = Authenticator(
                 key_service, RevocationCheckingVerifier(token_service, stores.oauth), revocations
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,11 +114,15 @@ def print_bootstrap_key(issued: IssuedKey) -> None:
 
 @main.command()
 @click.option("--host", default=None, help="address to listen on (default: SIDECAR_HOST, 127.0.0.1)")
-@click.option("--port", default=None, type=int, help="port (default: SIDECAR_PORT, 8080)")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="port (default: SIDECAR_PORT, 8080)")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the sidecar's HTTP server."""
     settings = _settings(ctx)
+    # --host/--port are the settings the app sees, so the default public URL (the issuer, the
+    # discovery document's URLs) names where it listens; a configured SIDECAR_PUBLIC_URL still wins
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    host, port = settings.host, settings.port
     configure_logging(settings.log_level, settings.log_format)
     try:
         app = create_app(settings, on_bootstrap=print_bootstrap_key)
@@ -129,8 +134,6 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    host = host or settings.host
-    port = port or settings.port
 
     def listening(_: str) -> None:
         click.echo(f"sidecar listening on http://{host}:{port}", err=True)
@@ -399,12 +402,15 @@ main.add_command(webhooks)
 main.add_command(audit)
 
 
-def _run_with_ring(settings: Settings, action: Callable[[KeyRing], Awaitable[T]]) -> T:
+def _run_with_ring(settings: Settings, action: Callable[[KeyRing, AuditLog], Awaitable[T]]) -> T:
+    """Run ``action`` on the server's signing keys; rotations are audited with the actor ``cli``."""
+
     async def go() -> T:
         async with open_stores(**store_options(settings)) as stores:
-            ring = build_key_ring(settings, stores.signing_keys, SystemClock(), build_sealer(settings))
+            clock = SystemClock()
+            ring = build_key_ring(settings, stores.signing_keys, clock, build_sealer(settings))
             await ring.reload()
-            return await action(ring)
+            return await action(ring, AuditLog(stores.audit, clock))
 
     try:
         return asyncio.run(go())
@@ -433,7 +439,7 @@ def signing_keys() -> None:
 def signing_keys_list(ctx: click.Context, as_json: bool) -> None:
     """Every signing key with its state: next, current, previous or retired."""
 
-    async def action(ring: KeyRing) -> list[dict[str, Any]]:
+    async def action(ring: KeyRing, _audit: AuditLog) -> list[dict[str, Any]]:
         return [signing_key_json(s) for s in reversed(ring.statuses())]
 
     data = _run_with_ring(_settings(ctx), action)
@@ -452,8 +458,17 @@ def signing_keys_list(ctx: click.Context, as_json: bool) -> None:
 def signing_keys_rotate(ctx: click.Context, immediately: bool, as_json: bool) -> None:
     """Add a next key: published now, signing once every JWKS cache has seen it."""
 
-    async def action(ring: KeyRing) -> dict[str, Any]:
-        return signing_key_json(await ring.rotate(immediate=immediately))
+    async def action(ring: KeyRing, audit: AuditLog) -> dict[str, Any]:
+        status = await ring.rotate(immediate=immediately)
+        key = status.key
+        await audit.signing_key_rotated(
+            Actor.cli(),
+            kid=key.material.kid,
+            algorithm=key.material.algorithm,
+            activates_at=key.activates_at,
+            immediate=immediately,
+        )
+        return signing_key_json(status)
 
     data = _run_with_ring(_settings(ctx), action)
     _emit(
@@ -494,13 +509,13 @@ def hasura_config_command(ctx: click.Context, as_json: bool) -> None:
         return "\n".join(
             [
                 "# JWT mode, Hasura v2 (also set HASURA_GRAPHQL_ADMIN_SECRET):",
-                f"HASURA_GRAPHQL_JWT_SECRET='{jwt_v2}'",
+                f"HASURA_GRAPHQL_JWT_SECRET={shlex.quote(jwt_v2)}",
                 "",
                 "# JWT mode, Hasura v3: globals/metadata/auth-config.hml",
                 yaml.safe_dump(data["jwt_mode"]["v3"], sort_keys=False).rstrip(),
                 "",
                 "# Or webhook mode, Hasura v2 (instead of JWT mode; without HASURA_GRAPHQL_UNAUTHORIZED_ROLE):",
-                *(f"{name}={value}" for name, value in hook.items()),
+                *(f"{name}={shlex.quote(value)}" for name, value in hook.items()),
             ]
         )
 

@@ -1,4 +1,5 @@
-"""Adapters that time or count calls to a port and record them in ``Metrics``.
+"""Adapters that time or count calls to a port and record them in ``Metrics``, and the hooks
+the composition root hands domain services (tokens signed, signing keys loaded).
 
 Only the composition root wraps ports with these, so domain services and adapters stay free
 of metrics code (and a service's hot path is unchanged when metrics are off).
@@ -11,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
+from sidecar.domain.signing_keys import KeySource, KeyState, KeyStatus, RingView
 from sidecar.metrics import Metrics
 from sidecar.models import ApiKeyRecord
 from sidecar.ports import KeyCache, SharedKeyCache
@@ -103,3 +105,31 @@ class TimedSharedKeyCache:
         delivered = await self._inner.invalidate(digest)
         self._metrics.redis_call("invalidate", time.perf_counter() - started)
         return delivered
+
+
+#: The gauge's slots, and the key state each one shows.
+SIGNING_KEY_SLOTS = {"current": KeyState.CURRENT, "next": KeyState.NEXT, "previous": KeyState.PREVIOUS}
+
+
+def signing_key_ages(metrics: Metrics) -> Callable[[RingView], None]:
+    """A ``KeyRing`` view hook: each slot's key creation time, for ``sidecar_signing_key_age_seconds``.
+
+    ``next`` is the key that signs soonest, ``previous`` the one superseded last. A slot with no
+    key, or whose key has no known creation time (the HS256 secret), is emptied.
+    """
+
+    def record(view: RingView) -> None:
+        for slot, state in SIGNING_KEY_SLOTS.items():
+            found = [s for s in view.statuses if s.state is state and s.key.source is not KeySource.SETTINGS]
+            chosen = _newest_superseded(found) if state is KeyState.PREVIOUS else _soonest(found)
+            metrics.signing_key_loaded(slot, chosen.key.created_at.timestamp() if chosen else None)
+
+    return record
+
+
+def _soonest(statuses: list[KeyStatus]) -> KeyStatus | None:
+    return min(statuses, key=lambda s: s.key.activates_at, default=None)
+
+
+def _newest_superseded(statuses: list[KeyStatus]) -> KeyStatus | None:
+    return max(statuses, key=lambda s: s.key.activates_at, default=None)

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -200,6 +201,9 @@ class JwtSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     algorithm: JwtAlgorithm = Field("RS256", description="RS256 (RSA-2048), ES256, EdDSA (Ed25519) or HS256")
+    accepted_algorithms: tuple[JwtAlgorithm, ...] = Field(
+        (), description="the algorithms a token may be signed with, checked first; empty: algorithm only"
+    )
     ttl_s: int = Field(3600, ge=30, le=7 * 86_400, description="token lifetime; a request may only shorten it")
     issuer: str | None = Field(None, min_length=1, description="iss; the public URL, which it must equal if set")
     audience: str | None = Field("hasura", min_length=1, description="aud; set it empty to leave aud out")
@@ -216,6 +220,25 @@ class JwtSettings(BaseModel):
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("accepted_algorithms")
+    @classmethod
+    def _accepts_what_signs(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        algorithm = info.data.get("algorithm")
+        if not value or algorithm is None:
+            return value
+        if algorithm not in value:
+            raise ValueError(f"must include the signing algorithm, {algorithm}")
+        if "HS256" in value and len(set(value)) > 1:
+            raise ValueError(
+                "HS256 cannot be accepted beside another algorithm: with HS256 the only key is the shared "
+                "secret, and without it there is no HS256 key"
+            )
+        return tuple(dict.fromkeys(value))
+
+    def accepted(self) -> frozenset[str]:
+        """The verification allowlist: ``accepted_algorithms``, or just the signing algorithm."""
+        return frozenset(self.accepted_algorithms or (self.algorithm,))
 
     @model_validator(mode="after")
     def _check(self) -> JwtSettings:

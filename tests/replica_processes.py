@@ -19,9 +19,12 @@ from tests.redis_fixtures import HOST, free_port
 
 
 def replica_env(*, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
-    """What every replica of one deployment shares: store, Redis, master key, bootstrap admin key."""
+    """What every replica of one deployment shares: store, Redis, master key, bootstrap admin key,
+    and the public URL of the load balancer in front (the tokens' issuer: the replicas here listen
+    on different ports, so each would otherwise name its own)."""
     admin = keyformat.mint(keyformat.prefix_for(KeyType.SECRET, "super_admin", Environment.LIVE))
     return {
+        "SIDECAR_PUBLIC_URL": "http://sidecar.internal:8080",
         "SIDECAR_DATABASE_URL": database_url,
         "SIDECAR_REDIS_URL": redis_url,
         "SIDECAR_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),

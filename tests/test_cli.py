@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from click.testing import CliRunner, Result
+from joserfc.jwk import KeySet
 
 from sidecar.app import create_app
 from sidecar.cli import main, print_bootstrap_key
@@ -25,6 +26,7 @@ from sidecar.domain import keyformat
 from sidecar.ports.clock import FrozenClock
 from sidecar.settings import Settings
 from tests.conftest import ClientFactory, bearer
+from tests.hasura_jwt_rules import verify_signature
 
 KEY_RE = re.compile(r"\b(?:sk|rk|pk)_[a-z]+_[0-9A-Za-z]{38}\b")
 DATA_COMMANDS = ("create", "list", "show", "revoke", "roll", "generate")
@@ -480,6 +482,33 @@ async def test_serve_prints_the_bootstrap_key_and_serves_the_contract(serve: Cal
         bad = await http.post("/v1/api_keys", data=b"{not json", headers=admin)
         assert bad.status == 400
         assert (await bad.json())["error"] == "INVALID_REQUEST"
+
+
+async def _discovery_and_issuer(served: Served) -> tuple[dict[str, Any], str]:
+    """The discovery document, and the ``iss`` of a fresh token checked by joserfc against the JWKS."""
+    admin = bearer(KEY_RE.findall("".join(served.stderr))[0])
+    async with aiohttp.ClientSession(served.url) as http:
+        discovery = await (await http.get("/.well-known/openid-configuration")).json()
+        jwks = await (await http.get("/.well-known/jwks.json")).json()
+        token = (await (await http.post("/v1/auth/token", headers=admin)).json())["access_token"]
+    _, claims = verify_signature(token, KeySet.import_key_set(jwks), "RS256")
+    return discovery, claims["iss"]
+
+
+async def test_serve_port_is_the_port_discovery_and_tokens_name(serve: Callable[..., Any]) -> None:
+    async with serve() as served:
+        discovery, issuer = await _discovery_and_issuer(served)
+    assert served.url.rsplit(":", 1)[1] != "8080"
+    assert discovery["issuer"] == issuer == served.url
+    assert discovery["jwks_uri"] == served.url + "/.well-known/jwks.json"
+    assert discovery["session_token_endpoint"] == served.url + "/v1/auth/token"
+
+
+async def test_serve_port_leaves_a_configured_public_url_alone(serve: Callable[..., Any]) -> None:
+    async with serve(SIDECAR_PUBLIC_URL="https://auth.example.com") as served:
+        discovery, issuer = await _discovery_and_issuer(served)
+    assert discovery["issuer"] == issuer == "https://auth.example.com"
+    assert discovery["jwks_uri"] == "https://auth.example.com/.well-known/jwks.json"
 
 
 @pytest.mark.parametrize(

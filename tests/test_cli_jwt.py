@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,20 @@ def test_human_hasura_config_is_pasteable(tmp_path: Path) -> None:
     assert "HASURA_GRAPHQL_AUTH_HOOK=http://127.0.0.1:8080/v1/hasura/webhook" in out
 
 
+def test_human_hasura_config_survives_a_secret_with_shell_quotes(tmp_path: Path) -> None:
+    secret = "it's a $HOME `secret` with \\ and \" quotes, long enough"
+    env = {"SIDECAR_DATA_DIR": str(tmp_path), "SIDECAR_JWT__ALGORITHM": "HS256", "SIDECAR_JWT__HS256_SECRET": secret}
+    out = run(env, "hasura", "config")
+    lines = [x for x in out.splitlines() if x.startswith("HASURA_GRAPHQL")]
+    assert len(lines) == 3
+    for line in lines:
+        quoted = line.partition("=")[2]
+        assert len(shlex.split(quoted)) == 1, line  # one shell word, whatever the value holds
+    script = "\n".join([*lines, 'printf %s "$HASURA_GRAPHQL_JWT_SECRET"'])
+    pasted = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True, env={})
+    assert json.loads(pasted.stdout)["key"] == secret  # what the shell hands Hasura is the exact secret
+
+
 def test_signing_keys_rotate_and_list(tmp_path: Path) -> None:
     env = {"SIDECAR_DATA_DIR": str(tmp_path / "data")}
     assert run(env, "signing-keys", "list", "--json") == []
@@ -145,3 +161,14 @@ def test_signing_keys_rotate_and_list(tmp_path: Path) -> None:
     refused = CliRunner().invoke(main, ["signing-keys", "rotate"], env=env)
     assert refused.exit_code == 1
     assert "already in progress" in refused.output
+    events = run(env, "audit", "list", "--action", "signing_key.rotated", "--json")["data"]
+    assert [(e["actor"], e["target"]["id"]) for e in events] == [
+        ({"id": "cli", "type": "cli"}, second["kid"]),
+        ({"id": "cli", "type": "cli"}, first["kid"]),
+    ]  # the refused third rotation recorded nothing
+    assert events[0]["detail"] == {"alg": "RS256", "activates_at": events[0]["detail"]["activates_at"],
+                                   "immediate": "false"}  # fmt: skip
+    urgent = run(env, "signing-keys", "rotate", "--immediately", "--json")
+    latest = run(env, "audit", "list", "--action", "signing_key.rotated", "--limit", "1", "--json")["data"][0]
+    assert latest["target"]["id"] == urgent["kid"]
+    assert latest["detail"]["immediate"] == "true"

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from sidecar.app import create_app
 from sidecar.cli import main
 from sidecar.errors import ConfigError
-from sidecar.settings import Settings, default_roles_text
+from sidecar.settings import JwtSettings, Settings, default_roles_text
 
 
 @pytest.fixture
@@ -69,3 +69,30 @@ def test_a_jwt_issuer_equal_to_the_public_url_is_accepted(tmp_path: Path) -> Non
         data_dir=tmp_path / "data", public_url="https://auth.example.test/", jwt={"issuer": "https://auth.example.test"}
     )
     assert settings.jwt_issuer() == settings.base_url() == "https://auth.example.test"
+
+
+@pytest.mark.parametrize(
+    ("accepted", "message"),
+    [
+        ('["ES256"]', "SIDECAR_JWT__ACCEPTED_ALGORITHMS: Value error, must include the signing algorithm, RS256"),
+        ('["RS256","HS256"]', "SIDECAR_JWT__ACCEPTED_ALGORITHMS: Value error, HS256 cannot be accepted beside"),
+        ('["RS512"]', "SIDECAR_JWT__ACCEPTED_ALGORITHMS__0: Input should be 'RS256', 'ES256', 'EdDSA' or 'HS256'"),
+    ],
+)
+def test_serve_refuses_an_accepted_algorithms_list_that_cannot_work(
+    tmp_path: Path, accepted: str, message: str
+) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["serve", "--port", "1"],
+        env={"SIDECAR_JWT__ACCEPTED_ALGORITHMS": accepted, "SIDECAR_DATA_DIR": str(tmp_path / "data")},
+    )
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_accepted_algorithms_default_to_the_signing_algorithm() -> None:
+    assert JwtSettings().accepted() == {"RS256"}
+    assert JwtSettings(algorithm="EdDSA").accepted() == {"EdDSA"}
+    both = JwtSettings(algorithm="EdDSA", accepted_algorithms=("RS256", "EdDSA", "RS256"))
+    assert both.accepted_algorithms == ("RS256", "EdDSA")

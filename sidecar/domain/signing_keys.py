@@ -12,13 +12,13 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sidecar.domain import jwk
 from sidecar.domain.jwk import KeyMaterial
-from sidecar.errors import Conflict, Unavailable
+from sidecar.errors import ConfigError, Conflict, Unavailable
 from sidecar.models import SigningKeyRecord
 from sidecar.ports import Clock, SecretSealer, SigningKeyStore
 
@@ -118,6 +118,11 @@ class RingTiming:
         return timedelta(seconds=self.jwks_max_age_s + self.reload_s + self.clock_skew_s)
 
 
+#: Told each new view of the ring: at start, after a reload or rotation that changed the keys,
+#: and when a key changes state (next becomes current, previous retires).
+ViewHook = Callable[[RingView], None]
+
+
 class KeyRing:
     """Signing keys, parsed once and held in memory; reloaded from the store by ``reload``."""
 
@@ -130,20 +135,31 @@ class KeyRing:
         store: SigningKeyStore | None = None,
         sealer: SecretSealer | None = None,
         fixed: Sequence[KeyMaterial] = (),
+        fixed_created_at: Sequence[datetime] = (),
+        accepted: Collection[str] | None = None,
+        on_view: ViewHook | None = None,
     ) -> None:
-        """Either ``store`` and ``sealer`` (generated keys), or ``fixed`` keys oldest to newest."""
+        """Either ``store`` and ``sealer`` (generated keys), or ``fixed`` keys oldest to newest
+        (``fixed_created_at``: when each was made, if known, e.g. a key file's modification time).
+
+        ``accepted``: the algorithms verifiers accept (default: ``algorithm``); ``start`` refuses
+        a ring whose published keys use another, since tokens they signed would be refused.
+        """
         self._clock = clock
         self._timing = timing
         self._algorithm = algorithm
+        self._accepted = frozenset(accepted) if accepted else frozenset({algorithm})
         self._store = store
         self._sealer = sealer
         self._keys: dict[str, RingKey] = {}
         self._view: RingView | None = None
+        self._on_view = on_view
         self.fixed = bool(fixed)
         for i, material in enumerate(fixed):
-            at = EPOCH + timedelta(seconds=i)
+            at = EPOCH + timedelta(seconds=i)  # orders the keys: the newest signs
+            created = fixed_created_at[i] if i < len(fixed_created_at) else at
             source = KeySource.SETTINGS if material.algorithm == "HS256" else KeySource.FILE
-            self._keys[material.kid] = RingKey(material, source, at, at)
+            self._keys[material.kid] = RingKey(material, source, created, at)
 
     @property
     def timing(self) -> RingTiming:
@@ -162,32 +178,62 @@ class KeyRing:
         """Every key with its state now (empty before the first key exists)."""
         return self.view().statuses if self._keys else ()
 
+    async def ready(self) -> None:
+        """The readiness check: raises ``Unavailable`` unless a current key signs."""
+        if not self._keys:
+            raise Unavailable("no signing key is loaded", reason="no_signing_key")
+        if not any(s.state is KeyState.CURRENT for s in self.view().statuses):
+            raise Unavailable("no signing key is current", reason="no_signing_key")
+
     def _rebuild(self, now: datetime) -> RingView:
         if not self._keys:
             raise Unavailable("no signing key is loaded yet", reason="no_signing_key")
         retention = None if self.fixed else self._timing.retention
-        self._view = compute_view(list(self._keys.values()), now, retention)
-        return self._view
+        view = self._view = compute_view(list(self._keys.values()), now, retention)
+        if self._on_view is not None:
+            self._on_view(view)
+        return view
 
     # --- loading and rotation -----------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Load the ring; on first start create a key; after an algorithm change schedule one."""
+    async def start(self) -> KeyStatus | None:
+        """Load the ring; on first start create a key; after an algorithm change schedule one.
+
+        Returns the key that an algorithm change scheduled (a rotation), else ``None``.
+        """
         if self.fixed:
             self._rebuild(self._clock.now())
-            return
+            self._check_accepted()
+            return None
         await self.reload()
         if not self._keys:
             await self._insert(self._clock.now(), unless_activating_after=EPOCH)
-        else:
-            newest = max(self._keys.values(), key=lambda k: (k.activates_at, k.material.kid))
-            if newest.material.algorithm != self._algorithm:
-                log.warning(
-                    "the configured JWT algorithm is %s but the newest signing key is %s: rotating",
-                    self._algorithm,
-                    newest.material.algorithm,
-                )
-                await self.rotate()
+            return None
+        self._check_accepted()
+        newest = max(self._keys.values(), key=lambda k: (k.activates_at, k.material.kid))
+        if newest.material.algorithm == self._algorithm:
+            return None
+        log.warning(
+            "the configured JWT algorithm is %s but the newest signing key is %s: rotating",
+            self._algorithm,
+            newest.material.algorithm,
+        )
+        return await self.rotate()
+
+    def _check_accepted(self) -> None:
+        """Every published key's algorithm is accepted: else tokens it signed (or will) would fail."""
+        if self._algorithm not in self._accepted:
+            raise ConfigError(f"the signing algorithm {self._algorithm} is not an accepted algorithm")
+        for status in self.view().statuses:
+            algorithm = status.key.material.algorithm
+            if status.state is KeyState.RETIRED or algorithm in self._accepted:
+                continue
+            until = f" until {status.retires_at.isoformat()}" if status.retires_at else ""
+            raise ConfigError(
+                f"signing key {status.key.material.kid} ({algorithm}, {status.state.value}) is published{until}, "
+                f"but the accepted algorithms are {', '.join(sorted(self._accepted))}: accept {algorithm} too "
+                "(SIDECAR_JWT__ACCEPTED_ALGORITHMS) until that key retires"
+            )
 
     async def reload(self) -> bool:
         """Re-read the store (a rotation by another replica or the CLI); parse only new keys."""
@@ -201,6 +247,8 @@ class KeyRing:
         self._keys = fresh
         if fresh and (changed or self._view is None):
             self._rebuild(self._clock.now())
+        elif fresh:
+            self.view()  # a key due to change state (next to current, previous to retired) does so now
         return changed
 
     async def rotate(self, *, immediate: bool = False) -> KeyStatus:

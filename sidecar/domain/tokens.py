@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -35,6 +36,8 @@ class TokenConfig:
     claims_format: ClaimsFormat
     iat_backdate_s: int
     clock_skew_s: int
+    #: the verification allowlist, checked before the kid is looked up
+    accepted_algorithms: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +57,25 @@ class IssuedToken:
     expires_at: datetime
 
 
+#: Told the algorithm of each token signed (session tokens and OAuth access tokens alike).
+IssuedHook = Callable[[str], None]
+
+
 class TokenService:
-    def __init__(self, ring: KeyRing, clock: Clock, policy: Policy, config: TokenConfig) -> None:
+    def __init__(
+        self,
+        ring: KeyRing,
+        clock: Clock,
+        policy: Policy,
+        config: TokenConfig,
+        *,
+        on_issued: IssuedHook | None = None,
+    ) -> None:
         self._ring = ring
         self._clock = clock
         self._policy = policy
         self._config = config
+        self._on_issued = on_issued
 
     @property
     def config(self) -> TokenConfig:
@@ -82,7 +98,7 @@ class TokenService:
             exp = min(exp, int(principal.expires_at.timestamp()))
         token_id = "tok_" + secrets.token_urlsafe(18)
         payload = self._payload(principal, role, allowed, granted, token_id, iat=now, exp=exp)
-        token = self._ring.view().signer.jws.sign(payload)
+        token = self._sign(payload)
         return IssuedToken(token, token_id, exp - now, datetime.fromtimestamp(exp, UTC))
 
     def issue_delegated(self, principal: Principal, *, ttl_s: int, client_id: str) -> IssuedToken:
@@ -96,8 +112,15 @@ class TokenService:
             principal, principal.role, principal.allowed_roles, principal.scopes, token_id, iat=now, exp=exp
         )
         payload["client_id"] = client_id
-        token = self._ring.view().signer.jws.sign(payload)
+        token = self._sign(payload)
         return IssuedToken(token, token_id, exp - now, datetime.fromtimestamp(exp, UTC))
+
+    def _sign(self, payload: dict[str, Any]) -> str:
+        signer = self._ring.view().signer
+        token = signer.jws.sign(payload)
+        if self._on_issued is not None:
+            self._on_issued(signer.algorithm)
+        return token
 
     def _narrow(self, principal: Principal, request: TokenRequest) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
         role, allowed, granted = principal.role, principal.allowed_roles, principal.scopes
@@ -192,6 +215,9 @@ class TokenService:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise InvalidToken("the token is malformed", reason="token_malformed") from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self._config.accepted_algorithms:
+            raise InvalidToken("the token's algorithm is not accepted", reason="token_alg_not_allowed")
         kid = header.get("kid")
         key = self._ring.view().verifiers.get(kid) if isinstance(kid, str) else None
         if key is None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from sidecar.domain.signing_keys import KeyStatus
 from sidecar.domain.tokens import TokenRequest
+from sidecar.web.audit import RequestAudit
 from sidecar.web.auth import caller
 from sidecar.web.bodies import parse_body
 from sidecar.web.oauth import authorization_server_metadata
@@ -116,7 +117,8 @@ async def list_signing_keys(request: web.Request) -> web.Response:
 
 @routes.post("/v1/signing_keys/rotate")
 async def rotate_signing_key(request: web.Request) -> web.Response:
-    await caller(request, scope=SIGNING_KEYS_SCOPE)
+    principal = await caller(request, scope=SIGNING_KEYS_SCOPE)
     body = await parse_body(request, RotateBody, optional=True)
     status = await request.app[SERVICES].signing_keys.rotate(immediate=body.immediate)
+    await RequestAudit(request, principal).signing_key_rotated(status, immediate=body.immediate)
     return web.json_response(signing_key_json(status), status=201)

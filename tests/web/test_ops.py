@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from subprocess import PIPE, STDOUT
 from typing import Any
 
@@ -13,13 +16,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from sidecar.app import create_app
+from sidecar.domain import jwk
 from sidecar.errors import Unavailable
+from sidecar.ports.clock import FrozenClock
 from sidecar.settings import Settings
-from sidecar.web.state import READINESS
+from sidecar.web.state import READINESS, SERVICES
 from tests.conftest import Bootstrap, ClientFactory, bearer
+from tests.oauth_support import basic, register_client
 from tests.redis_fixtures import RedisProcess
 
 Client = TestClient[Any, Any]
+# max-age 300 + reload 30 + skew 60; token lifetime 3600 + skew 60
+ACTIVATION_DELAY = 390
+RETENTION = 3660
 
 
 async def scrape(client: Client, **headers: str) -> tuple[str, list[Sample]]:
@@ -114,7 +123,7 @@ async def test_healthz(client: Client) -> None:
 async def test_readyz_reports_each_check(client: Client) -> None:
     resp = await client.get("/readyz")
     assert resp.status == 200
-    assert await resp.json() == {"status": "ready", "checks": {"store": {"ok": True}}}
+    assert await resp.json() == {"status": "ready", "checks": {"store": {"ok": True}, "signing_key": {"ok": True}}}
 
     async def broken() -> None:
         raise Unavailable("redis://:hunter2@cache down", reason="cache_unavailable")
@@ -125,9 +134,25 @@ async def test_readyz_reports_each_check(client: Client) -> None:
     body = await resp.json()
     assert body == {
         "status": "not_ready",
-        "checks": {"store": {"ok": True}, "cache": {"ok": False, "reason": "cache_unavailable"}},
+        "checks": {
+            "store": {"ok": True},
+            "signing_key": {"ok": True},
+            "cache": {"ok": False, "reason": "cache_unavailable"},
+        },
     }
     assert "hunter2" not in await resp.text()
+
+
+async def test_readyz_fails_without_a_signing_key(client: Client, settings: Settings) -> None:
+    """A store whose signing keys are gone (wiped, or restored from an old backup): not ready."""
+    with sqlite3.connect(settings.data_dir / "sidecar.db") as db:
+        db.execute("DELETE FROM signing_keys")
+    await client.server.app[SERVICES].signing_keys.reload()  # the periodic reload
+    resp = await client.get("/readyz")
+    assert resp.status == 503
+    body = await resp.json()
+    assert body["checks"]["signing_key"] == {"ok": False, "reason": "no_signing_key"}
+    assert body["checks"]["store"] == {"ok": True}
 
 
 async def test_request_id_is_echoed_when_sane(client: Client, admin_key: str) -> None:
@@ -174,3 +199,82 @@ async def test_with_redis_readiness_checks_it_and_metrics_show_its_tier(
     assert checks["store"] == {"ok": True}
     assert checks["cache"]["ok"] is False
     assert own_redis.url.split("//")[1] not in await down.text()
+
+
+# --- session tokens and signing keys in /metrics -----------------------------------------------
+
+
+def issued(samples: list[Sample], algorithm: str) -> float:
+    found = find(samples, "sidecar_tokens_issued_total", algorithm=algorithm)
+    return found[0].value if found else 0.0
+
+
+def key_ages(samples: list[Sample]) -> dict[str, float]:
+    return {s.labels["slot"]: s.value for s in find(samples, "sidecar_signing_key_age_seconds")}
+
+
+async def test_tokens_issued_are_counted_per_algorithm(client: Client, admin_key: str) -> None:
+    _, before = await scrape(client)
+    assert issued(before, "RS256") == 0
+    for _ in range(2):
+        assert (await client.post("/v1/auth/token", headers=bearer(admin_key))).status == 200
+    _, after_exchange = await scrape(client)
+    assert issued(after_exchange, "RS256") == 2
+
+    partner = await register_client(client, admin_key)
+    grant = {"grant_type": "client_credentials", "scope": "orders:read"}
+    resp = await client.post("/oauth/token", data=grant, headers=basic(partner["id"], partner["client_secret"]))
+    assert resp.status == 200, await resp.text()
+    _, after_oauth = await scrape(client)
+    assert issued(after_oauth, "RS256") == 3  # an OAuth access token is a session JWT too
+    refused = await client.post("/v1/auth/token", json={"ttl": 10**9}, headers=bearer(admin_key))
+    assert refused.status == 403
+    _, after_refusal = await scrape(client)
+    assert issued(after_refusal, "RS256") == 3
+
+
+async def test_tokens_issued_with_hs256_are_labelled_so(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], bootstrap: Bootstrap
+) -> None:
+    jwt = {"algorithm": "HS256", "hs256_secret": "a-shared-secret-of-at-least-thirty-two-bytes"}
+    client = await aiohttp_client(create_app(make_settings(jwt=jwt), on_bootstrap=bootstrap))
+    assert (await client.post("/v1/auth/token", headers=bearer(bootstrap.key))).status == 200
+    _, samples = await scrape(client)
+    assert issued(samples, "HS256") == 1
+    assert issued(samples, "RS256") == 0
+    assert key_ages(samples) == {}  # the secret has no creation time to age from
+
+
+async def test_signing_key_ages_per_slot_through_a_rotation(client: Client, admin_key: str, clock: FrozenClock) -> None:
+    _, samples = await scrape(client)
+    assert key_ages(samples) == {"current": 0}  # recorded when the ring started
+    clock.advance(100)
+    resp = await client.post("/v1/signing_keys/rotate", headers=bearer(admin_key))
+    assert resp.status == 201
+    _, samples = await scrape(client)
+    assert key_ages(samples) == {"current": 100, "next": 0}
+    clock.advance(ACTIVATION_DELAY)
+    ring = client.server.app[SERVICES].signing_keys
+    await ring.reload()  # the periodic reload: the next key now signs
+    _, samples = await scrape(client)
+    assert key_ages(samples) == {"current": ACTIVATION_DELAY, "previous": 100 + ACTIVATION_DELAY}
+    clock.advance(RETENTION)
+    await ring.reload()
+    _, samples = await scrape(client)
+    assert key_ages(samples) == {"current": ACTIVATION_DELAY + RETENTION}  # the previous key retired
+
+
+async def test_signing_key_ages_of_key_files_count_from_their_modification_time(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], clock: FrozenClock, tmp_path: Path
+) -> None:
+    paths = []
+    for days_old, name in ((40, "old.pem"), (10, "new.pem")):
+        path = tmp_path / name
+        path.write_bytes(jwk.to_pem(jwk.generate("ES256")))
+        modified = clock.now().timestamp() - days_old * 86_400
+        os.utime(path, (modified, modified))
+        paths.append(path)
+    settings = make_settings(jwt={"algorithm": "ES256", "key_files": paths})
+    client = await aiohttp_client(create_app(settings, clock=clock))
+    _, samples = await scrape(client)
+    assert key_ages(samples) == {"current": 10 * 86_400, "previous": 40 * 86_400}

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
 
 from sidecar.domain import jwk
+from sidecar.errors import InvalidToken
 from sidecar.ports.clock import FrozenClock
 from sidecar.web.state import SERVICES
 from tests.conftest import bearer
@@ -74,6 +75,21 @@ async def test_unknown_kid_and_foreign_key_are_rejected(client: Client, admin_ke
     await assert_rejected(client, same_kid)
     no_kid = jwt.encode(claims, attacker.sign_key, algorithm="RS256")
     await assert_rejected(client, no_kid)
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA", "HS256", "RS512", "PS256", "rs256", ["RS256"], {"RS256": 1}, None])
+async def test_an_algorithm_outside_the_allowlist_is_refused_before_its_kid_is_looked_up(
+    client: Client, admin_key: str, alg: Any
+) -> None:
+    claims = jwt.decode(await genuine(client, admin_key), options={"verify_signature": False})
+    tokens = client.server.app[SERVICES].tokens
+    assert tokens.config.accepted_algorithms == {"RS256"}  # the default: the signing algorithm only
+    for kid in (signer(client).kid, "no-such-kid"):
+        token = segments({"alg": alg, "typ": "JWT", "kid": kid}, claims) + "." + b64(b"\0" * 64)
+        with pytest.raises(InvalidToken) as refused:
+            tokens.verify_now(token)
+        assert refused.value.reason == "token_alg_not_allowed"  # not token_unknown_kid / token_alg_mismatch
+        await assert_rejected(client, token)
 
 
 @pytest.mark.parametrize("header", ["jku", "x5u"])
