@@ -14,8 +14,10 @@ REPLAY_MARGIN_S = 5
 
 
 class WebhookVerifier:
-    """Accepts a signed delivery once: a verified signature (or message id) is remembered until its
-    timestamp leaves the tolerance window, and a second delivery of it is ``replayed``."""
+    """Accepts a signed delivery once: its replay key (the timestamp and a digest of the signed
+    payload; for Standard Webhooks the message id and timestamp) is remembered until the timestamp
+    leaves the tolerance window, and a second delivery of it is ``replayed``. The key never depends
+    on which signature matched, so reordering or dropping rotation signatures is still a replay."""
 
     def __init__(
         self,

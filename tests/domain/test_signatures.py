@@ -46,7 +46,7 @@ def test_we_verify_stripes_header() -> None:
     header = stripe.WebhookSignature.generate_signature_header(BODY.decode(), OLD, timestamp=T)
     verified = sig.verify_stateset(BODY, header, [NEW, OLD], now=NOW)
     assert verified.timestamp == T
-    assert verified.replay_key.startswith(f"stateset:{T}:")
+    assert verified.replay_key == sig.stateset_replay_key(T, BODY)
     with pytest.raises(SignatureInvalid) as exc:
         sig.verify_stateset(BODY, header, [NEW], now=NOW)
     assert reason(exc) == "no_matching_signature"
@@ -69,7 +69,7 @@ def test_we_verify_standardwebhooks_signature() -> None:
     headers = {"Webhook-Id": "msg_1", "Webhook-Timestamp": str(T), "Webhook-Signature": f"v1a,xyz {signature}"}
     verified = sig.verify_standard(BODY, headers, [NEW, OLD], now=NOW)
     assert verified.message_id == "msg_1"
-    assert verified.replay_key == "standard:msg_1"
+    assert verified.replay_key == sig.standard_replay_key("msg_1", T)
     with pytest.raises(SignatureInvalid) as exc:
         sig.verify_standard(BODY, {**headers, "Webhook-Id": "msg_2"}, [OLD], now=NOW)
     assert reason(exc) == "no_matching_signature"
