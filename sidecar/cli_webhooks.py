@@ -189,7 +189,7 @@ def run_with_endpoints(ctx: click.Context, action: Callable[[WebhookEndpointServ
 
     async def go() -> T:
         async with open_stores(**store_options(settings)) as stores:
-            service = build_webhook_endpoint_service(settings, stores.webhooks, SystemClock())
+            service = build_webhook_endpoint_service(settings, stores.webhooks, stores.deliveries, SystemClock())
             return await action(service)
 
     try:
@@ -208,6 +208,7 @@ def human_endpoint(data: dict[str, Any]) -> str:
         f"{'url':12} {data['url']}",
         f"{'events':12} {', '.join(data['events'])}",
         f"{'format':12} {data['format']}",
+        f"{'org':12} {'every organisation' if data['all_orgs'] else data['org_id']}",
         f"{'enabled':12} {'yes' if data['enabled'] else 'no'}",
     ]
     if data.get("description"):
@@ -233,16 +234,28 @@ def endpoints() -> None:
 @FORMAT_OPTION
 @click.option("--description", default="")
 @click.option("--disabled", is_flag=True, help="create it switched off")
+@click.option(
+    "--org", "org_id", default=None, help="the organisation whose events it receives (default: SIDECAR_DEFAULT_ORG_ID)"
+)
+@click.option("--all-orgs", is_flag=True, help="receive every organisation's events (and tables without an org column)")
 @JSON_OPTION
 @click.pass_context
 def endpoints_create(
-    ctx: click.Context, url: str, events: tuple[str, ...], fmt: str, description: str, disabled: bool, as_json: bool
+    ctx: click.Context,
+    url: str,
+    events: tuple[str, ...],
+    fmt: str,
+    description: str,
+    disabled: bool,
+    org_id: str | None,
+    all_orgs: bool,
+    as_json: bool,
 ) -> None:
     """Create an endpoint. Its secret is printed once and cannot be retrieved again."""
-    spec = NewEndpoint(url, events or ("*",), SignatureFormat(fmt), not disabled, description)
+    spec = NewEndpoint(url, events or ("*",), SignatureFormat(fmt), not disabled, description, org_id, all_orgs)
 
     async def action(service: WebhookEndpointService) -> dict[str, Any]:
-        issued = await service.create(spec)
+        issued = await service.create(spec, grantor=None)
         return {**endpoint_json(issued.endpoint, service.now()), "secret": issued.secret}
 
     data = run_with_endpoints(ctx, action)
@@ -258,7 +271,7 @@ def endpoints_list(ctx: click.Context, limit: int, starting_after: str | None, a
     """List endpoints, newest first (never their secrets)."""
 
     async def action(service: WebhookEndpointService) -> dict[str, Any]:
-        page = await service.list(limit=limit, starting_after=starting_after)
+        page = await service.list(viewer=None, limit=limit, starting_after=starting_after)
         now = service.now()
         return {"data": [endpoint_json(e, now) for e in page.data], "has_more": page.has_more}
 
@@ -288,7 +301,7 @@ def endpoints_roll(ctx: click.Context, endpoint_id: str, expires_in: int | None,
     """Give an endpoint a new secret; both sign until the old one expires."""
 
     async def action(service: WebhookEndpointService) -> dict[str, Any]:
-        issued = await service.roll_secret(endpoint_id, overlap_s=expires_in)
+        issued = await service.roll_secret(endpoint_id, viewer=None, overlap_s=expires_in)
         return {**endpoint_json(issued.endpoint, service.now()), "secret": issued.secret}
 
     data = run_with_endpoints(ctx, action)
@@ -303,7 +316,7 @@ def endpoints_delete(ctx: click.Context, endpoint_id: str, as_json: bool) -> Non
     """Delete an endpoint; nothing more is delivered to it."""
 
     async def action(service: WebhookEndpointService) -> dict[str, Any]:
-        return {**endpoint_json(await service.delete(endpoint_id), service.now()), "deleted": True}
+        return {**endpoint_json(await service.delete(endpoint_id, viewer=None), service.now()), "deleted": True}
 
     data = run_with_endpoints(ctx, action)
     emit(data, as_json, lambda: f"deleted {data['id']} ({data['url']})")

@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sidecar.domain.webhook_delivery import DeliveryOptions, DeliveryService, RetryPolicy
+from sidecar.domain.tables import TableModel
+from sidecar.domain.webhook_delivery import DeliveryOptions, DeliveryService, RetryPolicy, org_columns
 from sidecar.ports import Clock, DeliveryStore, WebhookEndpointStore
 from sidecar.ports.http_sender import AiohttpSender
 from sidecar.settings import Settings
@@ -26,7 +27,7 @@ def delivery_options(settings: Settings) -> DeliveryOptions:
 
 @asynccontextmanager
 async def open_delivery(
-    settings: Settings, endpoints: WebhookEndpointStore, outbox: DeliveryStore, clock: Clock
+    settings: Settings, endpoints: WebhookEndpointStore, outbox: DeliveryStore, clock: Clock, tables: TableModel
 ) -> AsyncIterator[DeliveryService]:
     """The delivery service; with ``SIDECAR_WEBHOOK__DELIVER`` on, its worker runs while the block does."""
     secret = settings.webhook.hasura_events_secret
@@ -37,6 +38,7 @@ async def open_delivery(
             sender,
             clock,
             events_secret=secret.get_secret_value() if secret else None,
+            org_columns=org_columns(tables),
             options=delivery_options(settings),
         )
         if not settings.webhook.deliver:

@@ -146,6 +146,20 @@ def test_endpoints_create_list_roll_delete(tmp_path: Path) -> None:
     assert "no webhook endpoint" in out
 
 
+def test_endpoints_create_in_an_org_or_every_org(tmp_path: Path) -> None:
+    made = {}
+    for name, args in {"default": [], "org": ["--org", "org_x"], "every": ["--all-orgs"]}.items():
+        code, out = cli(tmp_path, "create", "--url", "https://example.com/h", *args, "--json")
+        assert code == 0, out
+        made[name] = json.loads(out)
+    assert made["default"]["org_id"] == "org_default"  # SIDECAR_DEFAULT_ORG_ID
+    assert made["org"]["org_id"] == "org_x"
+    assert (made["every"]["org_id"], made["every"]["all_orgs"]) == (None, True)
+    code, out = cli(tmp_path, "create", "--url", "https://example.com/h", "--org", "o", "--all-orgs")
+    assert code == 1
+    assert "not both" in out
+
+
 def test_endpoints_create_refuses_a_bad_url(tmp_path: Path) -> None:
     code, out = cli(tmp_path, "create", "--url", "ftp://example.com")
     assert code == 1

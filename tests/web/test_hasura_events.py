@@ -20,6 +20,7 @@ from sidecar.ports.clock import FrozenClock
 from sidecar.settings import Settings
 from sidecar.web.state import SERVICES
 from tests.conftest import Bootstrap, ClientFactory, bearer
+from tests.web.test_hasura_webhook import new_key
 
 Client = TestClient[Any, Any]
 EVENTS_SECRET = "hasura-to-sidecar-secret"
@@ -34,7 +35,7 @@ def hasura_event(
         "event": {
             "session_variables": {"x-hasura-role": "admin"},
             "op": "INSERT",
-            "data": {"old": None, "new": {"id": 7, "total": "19.99", "note": "café"}},
+            "data": {"old": None, "new": {"id": 7, "org_id": "org_default", "total": "19.99", "note": "café"}},
             "trace_context": {"trace_id": "0f9a", "span_id": "2b1c"},
         },
         "created_at": "2026-12-03T19:00:00.123456Z",
@@ -312,3 +313,66 @@ async def test_a_payload_that_is_not_a_hasura_event_is_400(start_app: StartApp, 
 async def test_deliveries_of_an_unknown_endpoint_are_404(client: Client, admin_key: str) -> None:
     resp = await client.get("/v1/webhook_endpoints/we_nope/deliveries", headers=bearer(admin_key))
     assert resp.status == 404
+
+
+# --- organisations: an event goes only to its row's organisation -----------------------------
+
+
+def org_event(event_id: str, *, table: str = "orders", old: Any = None, new: Any = None) -> dict[str, Any]:
+    event = hasura_event(event_id, trigger="any_trigger")
+    event["table"] = {"schema": "public", "name": table}
+    event["event"]["op"] = "UPDATE" if old is not None and new is not None else "INSERT"
+    event["event"]["data"] = {"old": old, "new": new}
+    return event
+
+
+async def test_an_event_goes_only_to_endpoints_of_its_rows_org(
+    start_app: StartApp, receiver_url: str, bootstrap: Bootstrap
+) -> None:
+    client = await start_app()
+    key_a = await new_key(client, bootstrap.key, role="admin", org_id="org_a")
+    key_b = await new_key(client, bootstrap.key, role="admin", org_id="org_b")
+    # each org admin subscribes to everything; the super admin makes one endpoint of every org
+    in_a = (await make_endpoint(client, key_a, receiver_url, events=["*"]))["id"]
+    in_b = (await make_endpoint(client, key_b, receiver_url, events=["*"]))["id"]
+    everywhere = (await make_endpoint(client, bootstrap.key, receiver_url, all_orgs=True))["id"]
+
+    cases = {
+        "row-of-a": (org_event("e1", new={"id": 1, "org_id": "org_a"}), {in_a, everywhere}),
+        "row-of-b": (org_event("e2", old={"id": 2, "org_id": "org_b"}), {in_b, everywhere}),
+        "stays-in-a": (
+            org_event("e3", old={"id": 3, "org_id": "org_a"}, new={"id": 3, "org_id": "org_a", "n": 1}),
+            {in_a, everywhere},
+        ),
+        # a row moved between orgs would show each org the other's data: every-org endpoints only
+        "moved-a-to-b": (
+            org_event("e4", old={"id": 4, "org_id": "org_a"}, new={"id": 4, "org_id": "org_b"}),
+            {everywhere},
+        ),
+        "no-org-value": (org_event("e5", new={"id": 5}), {everywhere}),
+        "null-org-value": (org_event("e6", new={"id": 6, "org_id": None}), {everywhere}),
+        "not-a-string": (org_event("e7", new={"id": 7, "org_id": ["org_a"]}), {everywhere}),
+        # a table tables.yaml does not list has no known org column
+        "unlisted-table": (org_event("e8", table="audit_log", new={"id": 8, "org_id": "org_a"}), {everywhere}),
+    }
+    for name, (event, expected) in cases.items():
+        result = await send_event(client, event)
+        assert result["endpoints"] == len(expected), name
+        got = {
+            endpoint
+            for endpoint in (in_a, in_b, everywhere)
+            if any(d["event_id"] == event["id"] for d in await deliveries(client, bootstrap.key, endpoint))
+        }
+        assert got == expected, name
+
+
+async def test_an_integer_org_column_matches_the_org_id_as_text(
+    start_app: StartApp, receiver_url: str, bootstrap: Bootstrap
+) -> None:
+    client = await start_app()
+    key = await new_key(client, bootstrap.key, role="admin", org_id="42")
+    endpoint = (await make_endpoint(client, key, receiver_url))["id"]
+    assert (await send_event(client, org_event("e1", new={"id": 1, "org_id": 42})))["endpoints"] == 1
+    assert (await send_event(client, org_event("e2", new={"id": 2, "org_id": True})))["endpoints"] == 0
+    [delivery] = await deliveries(client, key, endpoint)
+    assert delivery["event_id"] == "e1"
