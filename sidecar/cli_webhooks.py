@@ -17,13 +17,16 @@ from typing import Any, TypeVar
 import click
 
 from sidecar.app import build_webhook_endpoint_service, open_stores, store_options
-from sidecar.cli_common import fail
+from sidecar.cli_common import fail, settings_of
 from sidecar.domain import signatures
 from sidecar.domain.signatures import SignatureFormat
 from sidecar.domain.webhook_endpoints import NewEndpoint, WebhookEndpointService
-from sidecar.errors import ConfigError, InvalidRequest, SidecarError, SignatureInvalid
-from sidecar.ports.clock import SystemClock
-from sidecar.settings import Settings, load_settings
+from sidecar.domain.webhook_verifier import WebhookVerifier
+from sidecar.errors import ConfigError, InvalidRequest, SidecarError
+from sidecar.ports import Clock
+from sidecar.ports.clock import FrozenClock, SystemClock
+from sidecar.redis_wiring import open_redis
+from sidecar.settings import Settings
 from sidecar.web.webhook_endpoints import endpoint_json
 
 T = TypeVar("T")
@@ -128,16 +131,29 @@ def parse_headers(raw: Sequence[str], fmt: SignatureFormat) -> dict[str, str]:
     multiple=True,
     help="'Name: value' (repeatable); with --format stateset the bare header value also works",
 )
-@click.option("--tolerance", type=click.IntRange(0), default=signatures.DEFAULT_TOLERANCE_S, show_default=True)
+@click.option(
+    "--tolerance",
+    type=click.IntRange(0),
+    default=None,
+    help="seconds the timestamp may be off, either way (default: SIDECAR_WEBHOOK__TOLERANCE_S, 300)",
+)
 @click.option("--now", "now_ts", type=click.IntRange(0), default=None, help="check as of these UNIX seconds")
+@click.option(
+    "--refuse-replays",
+    is_flag=True,
+    help="remember what verifies in Redis (SIDECAR_REDIS_URL) and refuse it the next time (reason: replayed)",
+)
 @FORMAT_OPTION
 @JSON_OPTION
+@click.pass_context
 def verify_command(
+    ctx: click.Context,
     secrets: tuple[str, ...],
     secret_file: Path | None,
     raw_headers: tuple[str, ...],
-    tolerance: int,
+    tolerance: int | None,
     now_ts: int | None,
+    refuse_replays: bool,
     fmt: str,
     as_json: bool,
 ) -> None:
@@ -148,16 +164,24 @@ def verify_command(
       sidecar webhooks verify --secret whsec_… --header "$SIG" < body.json
     """
     keys = read_secrets(secrets, secret_file)
+    settings = settings_of(ctx)
+    if refuse_replays and not settings.redis_url:
+        fail("--refuse-replays needs SIDECAR_REDIS_URL: only a shared store remembers across runs", code=2)
     sig_format = SignatureFormat(fmt)
     headers = parse_headers(raw_headers, sig_format)
-    now = SystemClock().now() if now_ts is None else datetime.fromtimestamp(now_ts, UTC)
+    clock: Clock = SystemClock() if now_ts is None else FrozenClock(datetime.fromtimestamp(now_ts, UTC))
+    window = settings.webhook.tolerance_s if tolerance is None else tolerance
     result: dict[str, Any]
     try:
-        verified = signatures.verify(sig_format, read_body(), headers, keys, now=now, tolerance_s=tolerance)
-    except SignatureInvalid as exc:
-        result = {"valid": False, "reason": exc.reason, "message": exc.message}
-    except InvalidRequest as exc:
+        body = read_body()
+        if refuse_replays:
+            verified = asyncio.run(verify_once(settings, clock, keys, sig_format, window, body, headers))
+        else:
+            verified = signatures.verify(sig_format, body, headers, keys, now=clock.now(), tolerance_s=window)
+    except (InvalidRequest, ConfigError) as exc:
         fail(exc.message, code=2)
+    except SidecarError as exc:  # a bad signature, a replay, or Redis unreachable (fails closed)
+        result = {"valid": False, "reason": exc.reason, "message": exc.message}
     else:
         result = {"valid": True, "timestamp": verified.timestamp, "webhook_id": verified.message_id}
     if as_json:
@@ -169,19 +193,23 @@ def verify_command(
     sys.exit(0 if result["valid"] else 1)
 
 
+async def verify_once(
+    settings: Settings,
+    clock: Clock,
+    keys: Sequence[str],
+    fmt: SignatureFormat,
+    tolerance_s: int,
+    body: bytes,
+    headers: dict[str, str],
+) -> signatures.Verified:
+    """Verify, and refuse what Redis remembers as already verified (by any replica or script)."""
+    async with open_redis(settings, clock) as redis:
+        assert redis is not None  # the caller checked SIDECAR_REDIS_URL
+        verifier = WebhookVerifier(keys, clock, redis.replay, fmt=fmt, tolerance_s=tolerance_s)
+        return await verifier.verify(body, headers)
+
+
 # --- endpoints --------------------------------------------------------------------------------
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    """The settings, read on first use and kept on the root context (as ``sidecar keys`` does)."""
-    root = ctx.find_root()
-    if not isinstance(root.obj, Settings):
-        try:
-            root.obj = load_settings()
-        except ConfigError as exc:
-            fail(exc.message, code=2)
-    settings: Settings = root.obj
-    return settings
 
 
 def run_with_endpoints(ctx: click.Context, action: Callable[[WebhookEndpointService], Awaitable[T]]) -> T:

@@ -86,11 +86,12 @@ class WebhookSettings(BaseModel):
     """Signed outgoing webhooks (``SIDECAR_WEBHOOK__*``)."""
 
     model_config = ConfigDict(frozen=True)
-    tolerance_s: int = Field(300, ge=1, le=86_400, description="signature timestamp tolerance, both ways")
+    tolerance_s: int = Field(
+        300, ge=1, le=86_400, description="signature timestamp tolerance, both ways (sidecar webhooks verify)"
+    )
     roll_overlap_s: int = Field(
         86_400, ge=0, le=7 * 86_400, description="default time both secrets sign after a roll_secret"
     )
-    replay_max_entries: int = Field(100_000, ge=1, description="bound on remembered signatures (in-process)")
     hasura_events_secret: SecretStr | None = Field(
         None, description="shared secret Hasura's event triggers send; POST /v1/hasura/events is off without it"
     )

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from sidecar.cli import main
 from sidecar.domain.signatures import new_secret
+from tests.redis_fixtures import free_port
 
 BODY = b'{"event":{"op":"UPDATE"},"id":"7a1c"}'
 SECRET, OTHER = new_secret(), new_secret()
@@ -96,6 +97,61 @@ def test_verify_as_of_a_given_time_with_a_tolerance() -> None:
     assert run("verify", "--secret", SECRET, "--header", header, "--now", "1300")[0] == 0
     assert run("verify", "--secret", SECRET, "--header", header, "--now", "1301")[0] == 1
     assert run("verify", "--secret", SECRET, "--header", header, "--now", "1301", "--tolerance", "600")[0] == 0
+
+
+def test_the_tolerance_defaults_to_the_setting() -> None:
+    header = stripe.WebhookSignature.generate_signature_header(BODY.decode(), SECRET, timestamp=1000)
+    args = ["verify", "--secret", SECRET, "--header", header, "--now", "1500"]
+    assert run(*args)[0] == 1
+    result = CliRunner().invoke(main, ["webhooks", *args], input=BODY, env={"SIDECAR_WEBHOOK__TOLERANCE_S": "600"})
+    assert result.exit_code == 0, result.output
+
+
+def verify_in_redis(redis_url: str, *args: str, body: bytes = BODY) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        main,
+        ["webhooks", "verify", "--refuse-replays", "--json", *args],
+        input=body,
+        env={"SIDECAR_REDIS_URL": redis_url},
+    )
+    return result.exit_code, result.stdout
+
+
+def test_refuse_replays_remembers_in_redis_across_runs(redis_url: str) -> None:
+    header = stripe.WebhookSignature.generate_signature_header(BODY.decode(), SECRET)
+    assert verify_in_redis(redis_url, "--secret", SECRET, "--header", header)[0] == 0
+    code, out = verify_in_redis(redis_url, "--secret", SECRET, "--header", header)
+    assert code == 1
+    assert json.loads(out)["reason"] == "replayed"
+    # another body at the same second is another delivery
+    other = b'{"id":"other"}'
+    header = stripe.WebhookSignature.generate_signature_header(other.decode(), SECRET)
+    assert verify_in_redis(redis_url, "--secret", SECRET, "--header", header, body=other)[0] == 0
+
+
+def test_refuse_replays_takes_a_standard_retry(redis_url: str) -> None:
+    now = int(time.time())
+    for stamp in (now - 60, now):
+        signature = standardwebhooks.Webhook(SECRET).sign("msg_r", datetime.fromtimestamp(stamp, UTC), BODY)
+        args = ["--header", "webhook-id: msg_r", "--header", f"webhook-timestamp: {stamp}"]
+        code, out = verify_in_redis(
+            redis_url, "--format", "standard", "--secret", SECRET, *args, "--header", f"webhook-signature: {signature}"
+        )
+        assert code == 0, out
+
+
+def test_refuse_replays_needs_redis() -> None:
+    header = stripe.WebhookSignature.generate_signature_header(BODY.decode(), SECRET)
+    code, _, err = run("verify", "--refuse-replays", "--secret", SECRET, "--header", header)
+    assert code == 2
+    assert "SIDECAR_REDIS_URL" in err
+
+
+def test_refuse_replays_fails_closed_when_redis_is_down() -> None:
+    header = stripe.WebhookSignature.generate_signature_header(BODY.decode(), SECRET)
+    code, out = verify_in_redis(f"redis://127.0.0.1:{free_port()}/0", "--secret", SECRET, "--header", header)
+    assert code == 1
+    assert json.loads(out)["reason"] == "replay_guard_unavailable"
 
 
 def test_usage_errors_exit_2() -> None:
