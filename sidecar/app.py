@@ -382,6 +382,7 @@ def build_webhook_endpoint_service(
         clock,
         default_roll_overlap_s=settings.webhook.roll_overlap_s,
         default_org_id=settings.default_org_id,
+        allow_private_urls=settings.webhook.allow_private_urls,
     )
 
 

@@ -96,6 +96,10 @@ class WebhookSettings(BaseModel):
         None, description="shared secret Hasura's event triggers send; POST /v1/hasura/events is off without it"
     )
     hasura_events_header: str = Field("X-Sidecar-Events-Secret", min_length=1, max_length=128)
+    allow_private_urls: bool = Field(
+        False,
+        description="let endpoints point at loopback, private and link-local addresses (off: SSRF protection)",
+    )
     deliver: bool = Field(True, description="run the delivery worker in this process")
     delivery_timeout_s: float = Field(10.0, gt=0, le=300, description="per delivery attempt")
     delivery_max_attempts: int = Field(8, ge=1, le=50)

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sidecar.domain.addresses import is_public
 from sidecar.domain.tables import TableModel
 from sidecar.domain.webhook_delivery import DeliveryOptions, DeliveryService, RetryPolicy, org_columns
 from sidecar.ports import Clock, DeliveryStore, WebhookEndpointStore
@@ -31,7 +32,8 @@ async def open_delivery(
 ) -> AsyncIterator[DeliveryService]:
     """The delivery service; with ``SIDECAR_WEBHOOK__DELIVER`` on, its worker runs while the block does."""
     secret = settings.webhook.hasura_events_secret
-    async with AiohttpSender.open() as sender:
+    allowed = None if settings.webhook.allow_private_urls else is_public
+    async with AiohttpSender.open(address_allowed=allowed) as sender:
         service = DeliveryService(
             endpoints,
             outbox,

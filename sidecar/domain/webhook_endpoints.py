@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sidecar.domain import scopes as scope_rules
+from sidecar.domain.addresses import check_public_host
 from sidecar.domain.rbac import ALL_ORGS_SCOPE
 from sidecar.domain.signatures import new_secret
 from sidecar.errors import Forbidden, InvalidRequest, NotFound
@@ -71,12 +72,21 @@ def new_endpoint_id() -> str:
     return "we_" + random.token_hex(12)
 
 
-def check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if len(url) > MAX_URL_CHARS or parts.scheme not in ("http", "https") or not parts.hostname:
+def check_url(url: str, *, allow_private: bool = False) -> str:
+    """An absolute http(s) URL without credentials; a public host unless ``allow_private``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        has_credentials = bool(parts.username or parts.password)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+    except ValueError:
+        raise InvalidRequest("url must be an absolute http or https URL", reason="invalid_url") from None
+    if len(url) > MAX_URL_CHARS or parts.scheme not in ("http", "https") or not host:
         raise InvalidRequest("url must be an absolute http or https URL", reason="invalid_url")
-    if parts.username or parts.password:
+    if has_credentials:
         raise InvalidRequest("url must not carry credentials; the signature authenticates us", reason="invalid_url")
+    if not allow_private:
+        check_public_host(host)
     return url
 
 
@@ -131,12 +141,14 @@ class WebhookEndpointService:
         *,
         default_roll_overlap_s: int,
         default_org_id: str,
+        allow_private_urls: bool = False,
     ) -> None:
         self._store = store
         self._clock = clock
         self._default_overlap = default_roll_overlap_s
         self._default_org = default_org_id
         self._outbox = outbox
+        self._allow_private = allow_private_urls
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -162,7 +174,7 @@ class WebhookEndpointService:
         secret = new_secret()
         endpoint = WebhookEndpoint(
             id=new_endpoint_id(),
-            url=check_url(spec.url),
+            url=check_url(spec.url, allow_private=self._allow_private),
             events=check_events(spec.events),
             format=spec.format,
             enabled=spec.enabled,
@@ -202,7 +214,7 @@ class WebhookEndpointService:
         endpoint = await self.get(endpoint_id, viewer=viewer)
         updated = replace(
             endpoint,
-            url=endpoint.url if change.url is None else check_url(change.url),
+            url=endpoint.url if change.url is None else check_url(change.url, allow_private=self._allow_private),
             events=endpoint.events if change.events is None else check_events(change.events),
             format=change.format or endpoint.format,
             enabled=endpoint.enabled if change.enabled is None else change.enabled,

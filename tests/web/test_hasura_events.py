@@ -102,6 +102,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(
         webhook={
             "hasura_events_secret": EVENTS_SECRET,
+            "allow_private_urls": True,  # the receiver listens on 127.0.0.1
             "deliver": False,
             "delivery_backoff_base_s": 2,
             "delivery_max_attempts": 4,
@@ -264,7 +265,9 @@ async def test_the_background_worker_delivers_without_being_asked(
     receiver: Receiver,
     receiver_url: str,
 ) -> None:
-    settings = make_settings(webhook={"hasura_events_secret": EVENTS_SECRET, "delivery_poll_interval_s": 30})
+    settings = make_settings(
+        webhook={"hasura_events_secret": EVENTS_SECRET, "allow_private_urls": True, "delivery_poll_interval_s": 30}
+    )
     client = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=bootstrap))
     endpoint = await make_endpoint(client, bootstrap.key, receiver_url)
     receiver.secrets = [endpoint["secret"]]
@@ -376,3 +379,79 @@ async def test_an_integer_org_column_matches_the_org_id_as_text(
     assert (await send_event(client, org_event("e2", new={"id": 2, "org_id": True})))["endpoints"] == 0
     [delivery] = await deliveries(client, key, endpoint)
     assert delivery["event_id"] == "e1"
+
+
+# --- SSRF: private addresses are refused unless allowed ---------------------------------------
+
+
+@pytest.fixture
+def strict_settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(webhook={"hasura_events_secret": EVENTS_SECRET, "deliver": False})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://127.1/hook",
+        "http://2130706433/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.5/hook",
+        "http://192.168.1.1/hook",
+        "http://172.16.0.1/hook",
+        "http://100.64.0.1/hook",
+        "http://0.0.0.0/hook",
+        "http://[fe80::1]/hook",
+        "http://[fd00::1]/hook",
+        "http://localhost:9000/hook",
+        "http://api.localhost/hook",
+    ],
+)
+async def test_private_urls_are_refused_by_default(
+    aiohttp_client: ClientFactory,
+    strict_settings: Settings,
+    clock: FrozenClock,
+    bootstrap: Bootstrap,
+    url: str,
+) -> None:
+    client = await aiohttp_client(create_app(strict_settings, clock=clock, on_bootstrap=bootstrap))
+    resp = await client.post("/v1/webhook_endpoints", json={"url": url}, headers=bearer(bootstrap.key))
+    assert resp.status == 400, await resp.text()
+    body = await resp.json()
+    assert body["error"] == "INVALID_REQUEST"
+    assert "SIDECAR_WEBHOOK__ALLOW_PRIVATE_URLS" in body["message"]
+    created = await make_endpoint(client, bootstrap.key, "https://hooks.example.com/x")
+    resp = await client.post(f"/v1/webhook_endpoints/{created['id']}", json={"url": url}, headers=bearer(bootstrap.key))
+    assert resp.status == 400
+
+
+async def test_a_name_resolving_to_a_private_address_is_refused_at_delivery(
+    aiohttp_client: ClientFactory,
+    strict_settings: Settings,
+    clock: FrozenClock,
+    bootstrap: Bootstrap,
+    receiver: Receiver,
+    receiver_url: str,
+) -> None:
+    """A host name passes the URL check (unless it is a localhost name); what it resolves to is
+    checked as the connection is made. These endpoints were stored while private URLs were allowed
+    (a name that resolves to 127.0.0.1, and the literal address); after a restart with them
+    refused, neither is delivered to."""
+    allowing = strict_settings.model_copy(
+        update={"webhook": strict_settings.webhook.model_copy(update={"allow_private_urls": True})}
+    )
+    first = await aiohttp_client(create_app(allowing, clock=clock, on_bootstrap=bootstrap))
+    by_name = receiver_url.replace("127.0.0.1", "localhost")
+    endpoint = await make_endpoint(first, bootstrap.key, by_name)
+    literal = await make_endpoint(first, bootstrap.key, receiver_url)
+    await first.close()
+
+    client = await aiohttp_client(create_app(strict_settings, clock=clock, on_bootstrap=bootstrap))
+    await send_event(client, hasura_event())
+    assert await run_once(client) == 2
+    assert receiver.requests == []  # nothing reached the receiver on 127.0.0.1
+    for made in (endpoint, literal):
+        [delivery] = await deliveries(client, bootstrap.key, made["id"])
+        assert (delivery["status"], delivery["last_error"]) == ("pending", "address_not_allowed")
