@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,11 @@ import standardwebhooks
 import stripe
 from click.testing import CliRunner
 
+from sidecar.app import open_stores, store_options
 from sidecar.cli import main
 from sidecar.domain.signatures import new_secret
+from sidecar.settings import Settings
+from sidecar.webhook_models import Delivery, DeliveryAttempt, DeliveryStatus
 from tests.redis_fixtures import free_port
 
 BODY = b'{"event":{"op":"UPDATE"},"id":"7a1c"}'
@@ -222,7 +226,90 @@ def test_endpoints_create_refuses_a_bad_url(tmp_path: Path) -> None:
     assert "http or https" in out
 
 
-@pytest.mark.parametrize("command", ["create", "list", "roll", "delete"])
+def test_endpoints_show_and_update(tmp_path: Path) -> None:
+    code, out = cli(tmp_path, "create", "--url", "https://example.com/h", "--json")
+    created = json.loads(out)
+    code, out = cli(tmp_path, "show", created["id"])
+    assert code == 0, out
+    assert "https://example.com/h" in out
+    assert created["secret"] not in out
+    code, out = cli(
+        tmp_path,
+        "update",
+        created["id"],
+        "--url",
+        "https://example.com/new",
+        "--event",
+        "public.orders",
+        "--format",
+        "standard",
+        "--disable",
+        "--json",
+    )
+    assert code == 0, out
+    updated = json.loads(out)
+    assert (updated["url"], updated["events"], updated["format"], updated["enabled"]) == (
+        "https://example.com/new",
+        ["public.orders"],
+        "standard",
+        False,
+    )
+    code, out = cli(tmp_path, "update", created["id"], "--enable", "--description", "ERP", "--json")
+    assert (json.loads(out)["enabled"], json.loads(out)["description"], json.loads(out)["url"]) == (
+        True,
+        "ERP",
+        "https://example.com/new",
+    )
+    code, out = cli(tmp_path, "show", created["id"], "--json")
+    assert json.loads(out)["format"] == "standard"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["update", "{id}"], 2, "nothing to change"),
+        (["update", "{id}", "--url", "http://169.254.169.254/"], 1, "ALLOW_PRIVATE_URLS"),
+        (["update", "{id}", "--event", "drop table"], 1, "events"),
+        (["update", "we_nope", "--enable"], 1, "no webhook endpoint"),
+        (["show", "we_nope"], 1, "no webhook endpoint"),
+        (["deliveries", "we_nope"], 1, "no webhook endpoint"),
+    ],
+)
+def test_endpoints_show_update_deliveries_refuse_clearly(tmp_path: Path, args: list[str], code: int, text: str) -> None:
+    created = json.loads(cli(tmp_path, "create", "--url", "https://example.com/h", "--json")[1])
+    got, out = cli(tmp_path, *[a.format(id=created["id"]) for a in args])
+    assert got == code, out
+    assert text in out
+    assert "Traceback" not in out
+
+
+def test_endpoints_deliveries_lists_the_log(tmp_path: Path) -> None:
+    created = json.loads(cli(tmp_path, "create", "--url", "https://example.com/h", "--json")[1])
+    assert cli(tmp_path, "deliveries", created["id"])[1].strip() == "no deliveries"
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    async def record() -> None:
+        async with open_stores(**store_options(Settings(data_dir=tmp_path))) as stores:
+            delivery = Delivery("del_1", created["id"], "evt_1", "orders_insert", "public.orders", "INSERT", b"{}", at)
+            await stores.deliveries.enqueue([delivery])
+            attempt = DeliveryAttempt("del_1", 1, at, 503, "http_503", 12)
+            await stores.deliveries.record_attempt(
+                attempt, status=DeliveryStatus.PENDING, next_attempt_at=at + timedelta(seconds=5)
+            )
+
+    asyncio.run(record())
+    code, out = cli(tmp_path, "deliveries", created["id"], "--json")
+    assert code == 0, out
+    [delivery] = json.loads(out)["data"]
+    assert (delivery["id"], delivery["status"], delivery["attempts"]) == ("del_1", "pending", 1)
+    assert [(a["status_code"], a["error"]) for a in delivery["log"]] == [(503, "http_503")]
+    code, out = cli(tmp_path, "deliveries", created["id"])
+    assert code == 0
+    assert "del_1" in out
+    assert "pending" in out
+
+
+@pytest.mark.parametrize("command", ["create", "list", "show", "update", "roll", "delete", "deliveries"])
 def test_endpoints_help(tmp_path: Path, command: str) -> None:
     code, out = cli(tmp_path, command, "--help")
     assert code == 0
