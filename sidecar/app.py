@@ -435,9 +435,16 @@ async def _reload_ring_forever(ring: KeyRing, interval_s: float) -> None:
 
 
 def build_webhook_endpoint_service(
-    settings: Settings, store: WebhookEndpointStore, clock: Clock
+    settings: Settings, store: WebhookEndpointStore, outbox: DeliveryStore, clock: Clock
 ) -> WebhookEndpointService:
-    return WebhookEndpointService(store, clock, default_roll_overlap_s=settings.webhook.roll_overlap_s)
+    return WebhookEndpointService(
+        store,
+        outbox,
+        clock,
+        default_roll_overlap_s=settings.webhook.roll_overlap_s,
+        default_org_id=settings.default_org_id,
+        allow_private_urls=settings.webhook.allow_private_urls,
+    )
 
 
 def build_metrics(settings: Settings, clock: Clock | None = None) -> Metrics:
@@ -490,7 +497,7 @@ def create_app(
         async with (
             open_stores(**store_options(settings)) as stores,
             open_redis(settings, clock) as redis,
-            open_delivery(settings, stores.webhooks, stores.deliveries, clock) as deliveries,
+            open_delivery(settings, stores.webhooks, stores.deliveries, clock, tables) as deliveries,
         ):
             revocations = build_revocations(settings, stores.revocations, clock, redis)
             await revocations.reload()
@@ -517,7 +524,7 @@ def create_app(
                 keys=key_service,
                 policy=policy,
                 authenticator=authenticator,
-                webhook_endpoints=build_webhook_endpoint_service(settings, stores.webhooks, clock),
+                webhook_endpoints=build_webhook_endpoint_service(settings, stores.webhooks, stores.deliveries, clock),
                 deliveries=deliveries,
                 console=ConsoleSessions(key_service, policy, sealer, clock, ttl_s=settings.dashboard_session_ttl_s),
                 tables=tables,

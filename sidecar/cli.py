@@ -25,6 +25,7 @@ from sidecar.app import (
 )
 from sidecar.cli_audit import audit
 from sidecar.cli_common import fail, settings_of
+from sidecar.cli_webhook_endpoints import endpoints as webhook_endpoints
 from sidecar.cli_webhooks import webhooks
 from sidecar.domain import hasura_metadata as hasura_metadata_gen
 from sidecar.domain import keyformat
@@ -398,6 +399,7 @@ def _write_metadata(root: Path, files: dict[str, str], scaffold: Mapping[str, st
     return written
 
 
+webhooks.add_command(webhook_endpoints)
 main.add_command(webhooks)
 main.add_command(audit)
 

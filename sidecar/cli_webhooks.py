@@ -9,24 +9,22 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from sidecar.app import build_webhook_endpoint_service, open_stores, store_options
-from sidecar.cli_common import fail
+from sidecar.cli_common import fail, settings_of
 from sidecar.domain import signatures
 from sidecar.domain.signatures import SignatureFormat
-from sidecar.domain.webhook_endpoints import NewEndpoint, WebhookEndpointService
-from sidecar.errors import ConfigError, InvalidRequest, SidecarError, SignatureInvalid
-from sidecar.ports.clock import SystemClock
-from sidecar.settings import Settings, load_settings
-from sidecar.web.webhook_endpoints import endpoint_json
-
-T = TypeVar("T")
+from sidecar.domain.webhook_verifier import WebhookVerifier
+from sidecar.errors import ConfigError, InvalidRequest, SidecarError
+from sidecar.ports import Clock
+from sidecar.ports.clock import FrozenClock, SystemClock
+from sidecar.redis_wiring import open_redis
+from sidecar.settings import Settings
 
 FORMAT_OPTION = click.option(
     "--format",
@@ -128,16 +126,29 @@ def parse_headers(raw: Sequence[str], fmt: SignatureFormat) -> dict[str, str]:
     multiple=True,
     help="'Name: value' (repeatable); with --format stateset the bare header value also works",
 )
-@click.option("--tolerance", type=click.IntRange(0), default=signatures.DEFAULT_TOLERANCE_S, show_default=True)
+@click.option(
+    "--tolerance",
+    type=click.IntRange(0),
+    default=None,
+    help="seconds the timestamp may be off, either way (default: SIDECAR_WEBHOOK__TOLERANCE_S, 300)",
+)
 @click.option("--now", "now_ts", type=click.IntRange(0), default=None, help="check as of these UNIX seconds")
+@click.option(
+    "--refuse-replays",
+    is_flag=True,
+    help="remember what verifies in Redis (SIDECAR_REDIS_URL) and refuse it the next time (reason: replayed)",
+)
 @FORMAT_OPTION
 @JSON_OPTION
+@click.pass_context
 def verify_command(
+    ctx: click.Context,
     secrets: tuple[str, ...],
     secret_file: Path | None,
     raw_headers: tuple[str, ...],
-    tolerance: int,
+    tolerance: int | None,
     now_ts: int | None,
+    refuse_replays: bool,
     fmt: str,
     as_json: bool,
 ) -> None:
@@ -148,16 +159,24 @@ def verify_command(
       sidecar webhooks verify --secret whsec_… --header "$SIG" < body.json
     """
     keys = read_secrets(secrets, secret_file)
+    settings = settings_of(ctx)
+    if refuse_replays and not settings.redis_url:
+        fail("--refuse-replays needs SIDECAR_REDIS_URL: only a shared store remembers across runs", code=2)
     sig_format = SignatureFormat(fmt)
     headers = parse_headers(raw_headers, sig_format)
-    now = SystemClock().now() if now_ts is None else datetime.fromtimestamp(now_ts, UTC)
+    clock: Clock = SystemClock() if now_ts is None else FrozenClock(datetime.fromtimestamp(now_ts, UTC))
+    window = settings.webhook.tolerance_s if tolerance is None else tolerance
     result: dict[str, Any]
     try:
-        verified = signatures.verify(sig_format, read_body(), headers, keys, now=now, tolerance_s=tolerance)
-    except SignatureInvalid as exc:
-        result = {"valid": False, "reason": exc.reason, "message": exc.message}
-    except InvalidRequest as exc:
+        body = read_body()
+        if refuse_replays:
+            verified = asyncio.run(verify_once(settings, clock, keys, sig_format, window, body, headers))
+        else:
+            verified = signatures.verify(sig_format, body, headers, keys, now=clock.now(), tolerance_s=window)
+    except (InvalidRequest, ConfigError) as exc:
         fail(exc.message, code=2)
+    except SidecarError as exc:  # a bad signature, a replay, or Redis unreachable (fails closed)
+        result = {"valid": False, "reason": exc.reason, "message": exc.message}
     else:
         result = {"valid": True, "timestamp": verified.timestamp, "webhook_id": verified.message_id}
     if as_json:
@@ -169,141 +188,17 @@ def verify_command(
     sys.exit(0 if result["valid"] else 1)
 
 
-# --- endpoints --------------------------------------------------------------------------------
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    """The settings, read on first use and kept on the root context (as ``sidecar keys`` does)."""
-    root = ctx.find_root()
-    if not isinstance(root.obj, Settings):
-        try:
-            root.obj = load_settings()
-        except ConfigError as exc:
-            fail(exc.message, code=2)
-    settings: Settings = root.obj
-    return settings
-
-
-def run_with_endpoints(ctx: click.Context, action: Callable[[WebhookEndpointService], Awaitable[T]]) -> T:
-    settings = settings_of(ctx)
-
-    async def go() -> T:
-        async with open_stores(**store_options(settings)) as stores:
-            service = build_webhook_endpoint_service(settings, stores.webhooks, SystemClock())
-            return await action(service)
-
-    try:
-        return asyncio.run(go())
-    except SidecarError as exc:
-        fail(exc.message)
-
-
-def emit(data: dict[str, Any], as_json: bool, human: Callable[[], str]) -> None:
-    click.echo(json.dumps(data, indent=2) if as_json else human())
-
-
-def human_endpoint(data: dict[str, Any]) -> str:
-    rows = [
-        f"{'id':12} {data['id']}",
-        f"{'url':12} {data['url']}",
-        f"{'events':12} {', '.join(data['events'])}",
-        f"{'format':12} {data['format']}",
-        f"{'enabled':12} {'yes' if data['enabled'] else 'no'}",
-    ]
-    if data.get("description"):
-        rows.append(f"{'description':12} {data['description']}")
-    if "secret" in data:
-        rows.append(f"{'secret':12} {data['secret']}")
-    return "\n".join(rows)
-
-
-@webhooks.group()
-def endpoints() -> None:
-    """Create, list, roll and delete the endpoints Hasura events are delivered to."""
-
-
-@endpoints.command("create")
-@click.option("--url", required=True, help="where to POST deliveries (http or https)")
-@click.option(
-    "--event",
-    "events",
-    multiple=True,
-    help="an event trigger name, schema.table or * (repeatable; default: *)",
-)
-@FORMAT_OPTION
-@click.option("--description", default="")
-@click.option("--disabled", is_flag=True, help="create it switched off")
-@JSON_OPTION
-@click.pass_context
-def endpoints_create(
-    ctx: click.Context, url: str, events: tuple[str, ...], fmt: str, description: str, disabled: bool, as_json: bool
-) -> None:
-    """Create an endpoint. Its secret is printed once and cannot be retrieved again."""
-    spec = NewEndpoint(url, events or ("*",), SignatureFormat(fmt), not disabled, description)
-
-    async def action(service: WebhookEndpointService) -> dict[str, Any]:
-        issued = await service.create(spec)
-        return {**endpoint_json(issued.endpoint, service.now()), "secret": issued.secret}
-
-    data = run_with_endpoints(ctx, action)
-    emit(data, as_json, lambda: human_endpoint(data) + "\n\nStore the secret now: it will not be shown again.")
-
-
-@endpoints.command("list")
-@click.option("--limit", type=click.IntRange(1, 100), default=20)
-@click.option("--starting-after", default=None, help="id of the last endpoint of the previous page")
-@JSON_OPTION
-@click.pass_context
-def endpoints_list(ctx: click.Context, limit: int, starting_after: str | None, as_json: bool) -> None:
-    """List endpoints, newest first (never their secrets)."""
-
-    async def action(service: WebhookEndpointService) -> dict[str, Any]:
-        page = await service.list(limit=limit, starting_after=starting_after)
-        now = service.now()
-        return {"data": [endpoint_json(e, now) for e in page.data], "has_more": page.has_more}
-
-    data = run_with_endpoints(ctx, action)
-
-    def human() -> str:
-        rows = [
-            f"{e['id']:28} {'on ' if e['enabled'] else 'off'} {e['format']:9} {e['url']}  [{', '.join(e['events'])}]"
-            for e in data["data"]
-        ]
-        return "\n".join(rows) if rows else "no webhook endpoints"
-
-    emit(data, as_json, human)
-
-
-@endpoints.command("roll")
-@click.argument("endpoint_id")
-@click.option(
-    "--expires-in",
-    type=click.IntRange(0, 7 * 86_400),
-    default=None,
-    help="seconds the old secret keeps signing (default: SIDECAR_WEBHOOK__ROLL_OVERLAP_S)",
-)
-@JSON_OPTION
-@click.pass_context
-def endpoints_roll(ctx: click.Context, endpoint_id: str, expires_in: int | None, as_json: bool) -> None:
-    """Give an endpoint a new secret; both sign until the old one expires."""
-
-    async def action(service: WebhookEndpointService) -> dict[str, Any]:
-        issued = await service.roll_secret(endpoint_id, overlap_s=expires_in)
-        return {**endpoint_json(issued.endpoint, service.now()), "secret": issued.secret}
-
-    data = run_with_endpoints(ctx, action)
-    emit(data, as_json, lambda: human_endpoint(data) + "\n\nStore the new secret now: it will not be shown again.")
-
-
-@endpoints.command("delete")
-@click.argument("endpoint_id")
-@JSON_OPTION
-@click.pass_context
-def endpoints_delete(ctx: click.Context, endpoint_id: str, as_json: bool) -> None:
-    """Delete an endpoint; nothing more is delivered to it."""
-
-    async def action(service: WebhookEndpointService) -> dict[str, Any]:
-        return {**endpoint_json(await service.delete(endpoint_id), service.now()), "deleted": True}
-
-    data = run_with_endpoints(ctx, action)
-    emit(data, as_json, lambda: f"deleted {data['id']} ({data['url']})")
+async def verify_once(
+    settings: Settings,
+    clock: Clock,
+    keys: Sequence[str],
+    fmt: SignatureFormat,
+    tolerance_s: int,
+    body: bytes,
+    headers: dict[str, str],
+) -> signatures.Verified:
+    """Verify, and refuse what Redis remembers as already verified (by any replica or script)."""
+    async with open_redis(settings, clock) as redis:
+        assert redis is not None  # the caller checked SIDECAR_REDIS_URL
+        verifier = WebhookVerifier(keys, clock, redis.replay, fmt=fmt, tolerance_s=tolerance_s)
+        return await verifier.verify(body, headers)

@@ -3,6 +3,10 @@
 It retries with exponential backoff and full jitter on 429 (honouring ``Retry-After``), on
 502/503/504 and on connection errors, never on other 4xx; errors are typed by the API's code.
 It depends only on aiohttp and the standard library, so a service can vendor it.
+
+Receivers of the sidecar's signed webhooks check them with ``verify_webhook`` (or
+``verify_webhook_async``), from ``sidecar.client_webhooks``, which uses the pure signature
+module ``sidecar.domain.signatures``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,11 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import aiohttp
+
+from sidecar.client_webhooks import SyncReplayGuard as SyncReplayGuard
+from sidecar.client_webhooks import WebhookVerificationError as WebhookVerificationError
+from sidecar.client_webhooks import verify_webhook as verify_webhook
+from sidecar.client_webhooks import verify_webhook_async as verify_webhook_async
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})

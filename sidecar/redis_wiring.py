@@ -22,6 +22,7 @@ from sidecar.ports.ratelimit import Limit, MemoryRateLimiter, RateLimiter
 from sidecar.ports.redis_cache import InvalidationListener, RedisBroadcast, RedisKeyCache
 from sidecar.ports.redis_client import RedisClient, RedisGuard, RedisOptions, connect
 from sidecar.ports.redis_ratelimit import RedisRateLimiter
+from sidecar.ports.redis_replay import RedisReplayGuard
 from sidecar.settings import RateLimitRule, Settings
 
 
@@ -31,6 +32,8 @@ class RedisTier:
     guard: RedisGuard
     keys: RedisKeyCache
     revocations: RedisBroadcast
+    #: verified webhook deliveries, shared by every verifier (``sidecar webhooks verify --refuse-replays``)
+    replay: RedisReplayGuard
 
 
 def _limit(rule: RateLimitRule) -> Limit:
@@ -87,7 +90,8 @@ async def open_redis(settings: Settings, clock: Clock) -> AsyncIterator[RedisTie
     keys = RedisKeyCache(client, guard, prefix=r.prefix, ttl_s=r.key_ttl_s, negative_ttl_s=r.negative_ttl_s)
     revocations = RedisBroadcast(client, guard, r.prefix + "revocations")
     try:
-        yield RedisTier(client=client, guard=guard, keys=keys, revocations=revocations)
+        replay = RedisReplayGuard(client, guard, prefix=r.prefix)
+        yield RedisTier(client=client, guard=guard, keys=keys, revocations=revocations, replay=replay)
     finally:
         await client.aclose()
 

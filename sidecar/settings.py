@@ -95,15 +95,20 @@ class WebhookSettings(BaseModel):
     """Signed outgoing webhooks (``SIDECAR_WEBHOOK__*``)."""
 
     model_config = ConfigDict(frozen=True)
-    tolerance_s: int = Field(300, ge=1, le=86_400, description="signature timestamp tolerance, both ways")
+    tolerance_s: int = Field(
+        300, ge=1, le=86_400, description="signature timestamp tolerance, both ways (sidecar webhooks verify)"
+    )
     roll_overlap_s: int = Field(
         86_400, ge=0, le=7 * 86_400, description="default time both secrets sign after a roll_secret"
     )
-    replay_max_entries: int = Field(100_000, ge=1, description="bound on remembered signatures (in-process)")
     hasura_events_secret: SecretStr | None = Field(
         None, description="shared secret Hasura's event triggers send; POST /v1/hasura/events is off without it"
     )
     hasura_events_header: str = Field("X-Sidecar-Events-Secret", min_length=1, max_length=128)
+    allow_private_urls: bool = Field(
+        False,
+        description="let endpoints point at loopback, private and link-local addresses (off: SSRF protection)",
+    )
     deliver: bool = Field(True, description="run the delivery worker in this process")
     delivery_timeout_s: float = Field(10.0, gt=0, le=300, description="per delivery attempt")
     delivery_max_attempts: int = Field(8, ge=1, le=50)

@@ -28,7 +28,12 @@ class EndpointSecret:
 
 @dataclass(frozen=True, slots=True)
 class WebhookEndpoint:
-    """Where to deliver which events, how to sign them; ``secrets`` newest first."""
+    """Where to deliver which events, how to sign them; ``secrets`` newest first.
+
+    ``org_id`` is the organisation the endpoint belongs to: it receives only events of that
+    organisation's rows and only that organisation's callers see it. ``None`` is an endpoint of
+    every organisation, which only callers holding ``system:orgs`` (or the local CLI) manage.
+    """
 
     id: str
     url: str
@@ -37,7 +42,12 @@ class WebhookEndpoint:
     enabled: bool
     description: str
     created_at: datetime
+    org_id: str | None
     secrets: tuple[EndpointSecret, ...] = ()
+
+    @property
+    def all_orgs(self) -> bool:
+        return self.org_id is None
 
     def signing_secrets(self, now: datetime) -> tuple[str, ...]:
         """Every current secret, newest first: all of them sign while a roll overlaps."""

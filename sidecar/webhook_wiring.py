@@ -7,7 +7,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sidecar.domain.webhook_delivery import DeliveryOptions, DeliveryService, RetryPolicy
+from sidecar.domain.addresses import is_public
+from sidecar.domain.tables import TableModel
+from sidecar.domain.webhook_delivery import DeliveryOptions, DeliveryService, RetryPolicy, org_columns
 from sidecar.ports import Clock, DeliveryStore, WebhookEndpointStore
 from sidecar.ports.http_sender import AiohttpSender
 from sidecar.settings import Settings
@@ -26,17 +28,19 @@ def delivery_options(settings: Settings) -> DeliveryOptions:
 
 @asynccontextmanager
 async def open_delivery(
-    settings: Settings, endpoints: WebhookEndpointStore, outbox: DeliveryStore, clock: Clock
+    settings: Settings, endpoints: WebhookEndpointStore, outbox: DeliveryStore, clock: Clock, tables: TableModel
 ) -> AsyncIterator[DeliveryService]:
     """The delivery service; with ``SIDECAR_WEBHOOK__DELIVER`` on, its worker runs while the block does."""
     secret = settings.webhook.hasura_events_secret
-    async with AiohttpSender.open() as sender:
+    allowed = None if settings.webhook.allow_private_urls else is_public
+    async with AiohttpSender.open(address_allowed=allowed) as sender:
         service = DeliveryService(
             endpoints,
             outbox,
             sender,
             clock,
             events_secret=secret.get_secret_value() if secret else None,
+            org_columns=org_columns(tables),
             options=delivery_options(settings),
         )
         if not settings.webhook.deliver:

@@ -118,6 +118,26 @@ def _parse_timestamp(text: str, where: str) -> int:
     return int(text)
 
 
+def stateset_replay_key(timestamp: int, body: bytes) -> str:
+    """What a replay guard remembers of a verified ``Stateset-Signature``: the signed payload.
+
+    Keyed on ``sha256("<t>." + body)``, never on the signature that matched: while two secrets
+    are current one delivery carries two valid signatures, and reordering or dropping them must
+    not make the same payload look new.
+    """
+    digest = hashlib.sha256(f"{timestamp}.".encode() + body).hexdigest()
+    return f"stateset:{timestamp}:{digest}"
+
+
+def standard_replay_key(message_id: str, timestamp: int) -> str:
+    """What a replay guard remembers of a verified Standard Webhooks delivery: id and timestamp.
+
+    A sender's retry keeps the ``webhook-id`` but signs a new timestamp, so it is accepted again
+    (a receiver that failed the first attempt needs the retry); the same headers twice are not.
+    """
+    return f"standard:{message_id}:{timestamp}"
+
+
 def _first_match(expected: Sequence[bytes], presented: Sequence[bytes]) -> bytes | None:
     """The presented signature equal to one of ``expected``; every pair is compared, in constant time."""
     found: bytes | None = None
@@ -187,7 +207,7 @@ def verify_stateset(
     now: datetime,
     tolerance_s: int = DEFAULT_TOLERANCE_S,
 ) -> Verified:
-    """Check a ``Stateset-Signature`` against every secret; the result names the matching signature."""
+    """Check a ``Stateset-Signature`` against every secret; the result carries the payload's replay key."""
     _require_secrets(secrets)
     parsed = parse_stateset_header(header)
     _check_time(parsed.timestamp, now, tolerance_s)
@@ -195,7 +215,7 @@ def verify_stateset(
     match = _first_match([_mac(_utf8(s), message) for s in secrets], parsed.signatures)
     if match is None:
         raise SignatureInvalid("no signature matches the body and a current secret", reason="no_matching_signature")
-    return Verified(SignatureFormat.STATESET, parsed.timestamp, f"stateset:{parsed.timestamp}:{match.hex()}")
+    return Verified(SignatureFormat.STATESET, parsed.timestamp, stateset_replay_key(parsed.timestamp, body))
 
 
 # --- Standard Webhooks ------------------------------------------------------------------------
@@ -257,7 +277,7 @@ def verify_standard(
     message = f"{message_id}.{timestamp}.".encode() + body
     if _first_match([_mac(key, message) for key in keys], presented) is None:
         raise SignatureInvalid("no signature matches the body and a current secret", reason="no_matching_signature")
-    return Verified(SignatureFormat.STANDARD, timestamp, f"standard:{message_id}", message_id)
+    return Verified(SignatureFormat.STANDARD, timestamp, standard_replay_key(message_id, timestamp), message_id)
 
 
 # --- either format --------------------------------------------------------------------------

@@ -6,6 +6,11 @@ them. A failure is retried with exponential backoff and jitter, up to ``max_atte
 attempt is logged. Because the outbox is the store, a restart loses nothing: what was pending is
 still pending, and a delivery whose process died mid-attempt is retried once its lease runs out
 (at-least-once delivery, like Hasura's own; receivers de-duplicate by delivery id).
+
+An event goes only to endpoints of the organisation its row belongs to, read from the row's org
+column as ``config/tables.yaml`` names it (``columns.org``). An event whose organisation cannot be
+told (a table not in that file, a row without the column, an UPDATE that moves a row between
+organisations) goes only to endpoints of every organisation.
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sidecar.domain import signatures
-from sidecar.domain.webhook_endpoints import subscribes
-from sidecar.errors import NotFound, Unauthorized
-from sidecar.models import Page
+from sidecar.domain.tables import TableModel
+from sidecar.domain.webhook_endpoints import receives, subscribes
+from sidecar.errors import Unauthorized
 from sidecar.ports import Clock, DeliveryStore, WebhookEndpointStore, WebhookSender
 from sidecar.webhook_models import Delivery, DeliveryAttempt, DeliveryStatus, SignatureFormat, WebhookEndpoint
 
@@ -44,6 +49,31 @@ class HasuraEvent:
     table: str
     op: str
     payload: Mapping[str, Any]
+    #: the row before and after (``event.data.old`` / ``.new``), as Hasura sent them
+    old: Mapping[str, Any] | None = None
+    new: Mapping[str, Any] | None = None
+
+    def org_of_rows(self, column: str | None) -> str | None:
+        """The organisation of the event's row: the value of ``column`` in the old and new row,
+        which must agree; ``None`` when there is no column, no value, or two values."""
+        if column is None:
+            return None
+        values = {_org_value(row.get(column)) for row in (self.old, self.new) if row is not None}
+        return values.pop() if len(values) == 1 else None
+
+
+def _org_value(value: object) -> str | None:
+    """An org column's value as the org id sessions carry: text, or an integer as text."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def org_columns(tables: TableModel) -> dict[str, str]:
+    """``schema.table`` -> its org column, for every table of ``tables.yaml``."""
+    return {table.qualified: table.columns.org for table in tables.tables}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +108,7 @@ class DeliveryService:
         clock: Clock,
         *,
         events_secret: str | None,
+        org_columns: Mapping[str, str],
         options: DeliveryOptions = DeliveryOptions(),
         rng: random.Random | None = None,
     ) -> None:
@@ -86,6 +117,7 @@ class DeliveryService:
         self._sender = sender
         self._clock = clock
         self._events_secret = events_secret.encode() if events_secret else None
+        self._org_columns = dict(org_columns)
         self._options = options
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
@@ -106,15 +138,17 @@ class DeliveryService:
             raise Unauthorized("the Hasura event secret header is missing or wrong", reason="events_secret_invalid")
 
     async def accept(self, event: HasuraEvent) -> tuple[int, int]:
-        """Queue the event for every enabled endpoint subscribed to it: ``(subscribed, newly queued)``.
+        """Queue the event for every enabled endpoint subscribed to it and allowed to see the row's
+        organisation: ``(subscribed, newly queued)``.
 
         A repeated event id (Hasura retrying) queues nothing twice."""
         body = json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False).encode()
         now = self._clock.now()
+        org_id = event.org_of_rows(self._org_columns.get(f"{event.schema}.{event.table}"))
         targets = [
             e
             for e in await self._endpoints.list_enabled_endpoints()
-            if subscribes(e, trigger=event.trigger, schema=event.schema, table=event.table)
+            if subscribes(e, trigger=event.trigger, schema=event.schema, table=event.table) and receives(e, org_id)
         ]
         deliveries = [
             Delivery(
@@ -134,16 +168,6 @@ class DeliveryService:
         if added:
             self._wake.set()
         return len(targets), added
-
-    # --- the log ----------------------------------------------------------------------------------
-
-    async def list_for_endpoint(
-        self, endpoint_id: str, *, limit: int, starting_after: str | None
-    ) -> tuple[Page[Delivery], dict[str, list[DeliveryAttempt]]]:
-        if await self._endpoints.get_endpoint(endpoint_id) is None:
-            raise NotFound(f"no webhook endpoint {endpoint_id[:64]!r}")
-        page = await self._outbox.list_deliveries(endpoint_id, limit=limit, starting_after=starting_after)
-        return page, await self._outbox.list_attempts([d.id for d in page.data])
 
     # --- the worker -------------------------------------------------------------------------------
 

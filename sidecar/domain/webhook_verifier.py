@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from sidecar.domain import signatures
 from sidecar.domain.signatures import SignatureFormat, Verified
@@ -13,9 +14,16 @@ from sidecar.ports import Clock, ReplayGuard
 REPLAY_MARGIN_S = 5
 
 
+def replay_ttl_s(timestamp: int, now: datetime, tolerance_s: int) -> float:
+    """How long to remember a delivery signed at ``timestamp``: until it leaves the tolerance window."""
+    return timestamp + tolerance_s - now.timestamp() + REPLAY_MARGIN_S
+
+
 class WebhookVerifier:
-    """Accepts a signed delivery once: a verified signature (or message id) is remembered until its
-    timestamp leaves the tolerance window, and a second delivery of it is ``replayed``."""
+    """Accepts a signed delivery once: its replay key (the timestamp and a digest of the signed
+    payload; for Standard Webhooks the message id and timestamp) is remembered until the timestamp
+    leaves the tolerance window, and a second delivery of it is ``replayed``. The key never depends
+    on which signature matched, so reordering or dropping rotation signatures is still a replay."""
 
     def __init__(
         self,
@@ -35,7 +43,7 @@ class WebhookVerifier:
     async def verify(self, body: bytes, headers: Mapping[str, str]) -> Verified:
         now = self._clock.now()
         verified = signatures.verify(self._format, body, headers, self._secrets, now=now, tolerance_s=self._tolerance)
-        ttl = verified.timestamp + self._tolerance - now.timestamp() + REPLAY_MARGIN_S
+        ttl = replay_ttl_s(verified.timestamp, now, self._tolerance)
         if not await self._guard.first_use(verified.replay_key, ttl):
             raise SignatureInvalid("this webhook delivery was already accepted once", reason="replayed")
         return verified

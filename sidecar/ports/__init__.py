@@ -129,8 +129,12 @@ class WebhookEndpointStore(Protocol):
 
     async def get_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None: ...
 
-    async def list_endpoints(self, *, limit: int, starting_after: str | None) -> Page[WebhookEndpoint]:
-        """Newest first; ``starting_after`` is the id of the last endpoint of the previous page."""
+    async def list_endpoints(
+        self, *, org_id: str | None, limit: int, starting_after: str | None
+    ) -> Page[WebhookEndpoint]:
+        """Newest first; ``starting_after`` is the id of the last endpoint of the previous page.
+
+        ``org_id`` keeps the endpoints of that organisation only; ``None`` lists every endpoint."""
         ...
 
     async def list_enabled_endpoints(self) -> list[WebhookEndpoint]:
@@ -138,7 +142,7 @@ class WebhookEndpointStore(Protocol):
         ...
 
     async def update_endpoint(self, endpoint: WebhookEndpoint) -> None:
-        """Store the endpoint's url, events, format, enabled and description (not its secrets)."""
+        """Store the endpoint's url, events, format, enabled and description (not its org or secrets)."""
         ...
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:

@@ -14,6 +14,7 @@ from sidecar.ports.rows import to_ts
 from sidecar.ports.sealer import Sealer
 from sidecar.ports.webhook_rows import (
     DELIVERY_COLUMNS,
+    ENDPOINT_COLUMNS,
     attempt_from_row,
     attempt_to_row,
     delivery_from_row,
@@ -83,6 +84,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    # As in SQLite: endpoints made before this become endpoints of every organisation (NULL),
+    # switched off until an operator holding system:orgs re-enables them.
+    Migration(
+        "webhooks",
+        3,
+        """
+        ALTER TABLE webhook_endpoints ADD COLUMN org_id TEXT;
+        UPDATE webhook_endpoints SET enabled = FALSE;
+        CREATE INDEX webhook_endpoints_by_org ON webhook_endpoints (org_id, created_at DESC, id DESC);
+        """,
+    ),
 )
 
 _DELIVERY_COLUMNS = ", ".join(DELIVERY_COLUMNS)
@@ -98,7 +110,11 @@ _CLAIM = (
     f" ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {_DELIVERY_COLUMNS}"
 )
 
-_SELECT = "SELECT id, url, events, format, enabled, description, created_at FROM webhook_endpoints"
+_SELECT = f"SELECT {', '.join(ENDPOINT_COLUMNS)} FROM webhook_endpoints"  # noqa: S608 - fixed column list
+_INSERT = (
+    f"INSERT INTO webhook_endpoints ({', '.join(ENDPOINT_COLUMNS)})"  # noqa: S608 - fixed column list
+    f" VALUES ({', '.join(f'${i}' for i in range(1, len(ENDPOINT_COLUMNS) + 1))})"
+)
 _INSERT_SEALED = (
     "INSERT INTO webhook_endpoint_secrets (endpoint_id, sealed, created_at, expires_at) VALUES ($1, $2, $3, $4)"
 )
@@ -111,11 +127,7 @@ class PostgresWebhookStore:
 
     async def insert_endpoint(self, endpoint: WebhookEndpoint) -> None:
         async with self._database.connection() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO webhook_endpoints (id, url, events, format, enabled, description, created_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                *endpoint_to_row(endpoint),
-            )
+            await conn.execute(_INSERT, *endpoint_to_row(endpoint))
             for secret in reversed(endpoint.secrets):
                 await conn.execute(_INSERT_SEALED, *secret_to_row(self._sealer, endpoint.id, secret))
 
@@ -123,17 +135,16 @@ class PostgresWebhookStore:
         found = await self._fetch(_SELECT + " WHERE id = $1", endpoint_id)
         return found[0] if found else None
 
-    async def list_endpoints(self, *, limit: int, starting_after: str | None) -> Page[WebhookEndpoint]:
-        if starting_after is None:
-            rows = await self._fetch(_SELECT + " ORDER BY created_at DESC, id DESC LIMIT $1", limit + 1)
-        else:
-            rows = await self._fetch(
-                _SELECT  # noqa: S608 - fixed SQL
-                + " WHERE (created_at, id) < (SELECT created_at, id FROM webhook_endpoints WHERE id = $1)"
-                " ORDER BY created_at DESC, id DESC LIMIT $2",
-                starting_after,
-                limit + 1,
-            )
+    async def list_endpoints(
+        self, *, org_id: str | None, limit: int, starting_after: str | None
+    ) -> Page[WebhookEndpoint]:
+        # $1 NULL lists every organisation's; a cursor that names no endpoint matches nothing
+        sql = _SELECT + " WHERE ($1::text IS NULL OR org_id = $1)"
+        args: list[Any] = [org_id, limit + 1]
+        if starting_after is not None:
+            sql += " AND (created_at, id) < (SELECT created_at, id FROM webhook_endpoints WHERE id = $3)"
+            args.append(starting_after)
+        rows = await self._fetch(sql + " ORDER BY created_at DESC, id DESC LIMIT $2", *args)
         return Page(data=rows[:limit], has_more=len(rows) > limit)
 
     async def list_enabled_endpoints(self) -> list[WebhookEndpoint]:

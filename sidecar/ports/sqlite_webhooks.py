@@ -16,6 +16,7 @@ from sidecar.ports.sealer import Sealer
 from sidecar.ports.sqlite import SqliteDatabase
 from sidecar.ports.webhook_rows import (
     DELIVERY_COLUMNS,
+    ENDPOINT_COLUMNS,
     attempt_from_row,
     attempt_to_row,
     delivery_from_row,
@@ -85,6 +86,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         )
         """,
     ),
+    # Endpoints belong to an organisation. Endpoints made before this had none and received every
+    # organisation's events: they become endpoints of every organisation (NULL), switched off
+    # until an operator holding system:orgs re-enables them (or recreates them in one org).
+    Migration(
+        "webhooks",
+        3,
+        """
+        ALTER TABLE webhook_endpoints ADD COLUMN org_id TEXT;
+        UPDATE webhook_endpoints SET enabled = 0;
+        CREATE INDEX webhook_endpoints_by_org ON webhook_endpoints (org_id, created_at DESC, id DESC)
+        """,
+    ),
 )
 
 _DELIVERY_COLUMNS = ", ".join(DELIVERY_COLUMNS)
@@ -95,7 +108,11 @@ _CLAIM = (
 )
 _SELECT_DELIVERY = f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"  # noqa: S608 - fixed column list
 
-_SELECT = "SELECT id, url, events, format, enabled, description, created_at FROM webhook_endpoints"
+_SELECT = f"SELECT {', '.join(ENDPOINT_COLUMNS)} FROM webhook_endpoints"  # noqa: S608 - fixed column list
+_INSERT = (
+    f"INSERT INTO webhook_endpoints ({', '.join(ENDPOINT_COLUMNS)})"  # noqa: S608 - fixed column list
+    f" VALUES ({', '.join('?' for _ in ENDPOINT_COLUMNS)})"
+)
 
 
 class SqliteWebhookStore:
@@ -140,11 +157,7 @@ class SqliteWebhookStore:
         row = endpoint_to_row(endpoint)
         await self._transaction(
             [
-                (
-                    "INSERT INTO webhook_endpoints (id, url, events, format, enabled, description, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                ),
+                (_INSERT, row),
                 *(self._secret_insert(endpoint.id, s) for s in reversed(endpoint.secrets)),
             ]
         )
@@ -154,15 +167,21 @@ class SqliteWebhookStore:
         found = await self._with_secrets(rows)
         return found[0] if found else None
 
-    async def list_endpoints(self, *, limit: int, starting_after: str | None) -> Page[WebhookEndpoint]:
-        sql = _SELECT
+    async def list_endpoints(
+        self, *, org_id: str | None, limit: int, starting_after: str | None
+    ) -> Page[WebhookEndpoint]:
+        where: list[str] = []
         params: list[Any] = []
+        if org_id is not None:
+            where.append("org_id = ?")
+            params.append(org_id)
         if starting_after is not None:
             cursor = await self._rows("SELECT created_at FROM webhook_endpoints WHERE id = ?", (starting_after,))
             if not cursor:
                 return Page(data=[], has_more=False)
-            sql += " WHERE (created_at < ? OR (created_at = ? AND id < ?))"
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
             params += [cursor[0]["created_at"], cursor[0]["created_at"], starting_after]
+        sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
         rows = await self._rows(sql + " ORDER BY created_at DESC, id DESC LIMIT ?", [*params, limit + 1])
         endpoints = await self._with_secrets(rows[:limit])
         return Page(data=endpoints, has_more=len(rows) > limit)

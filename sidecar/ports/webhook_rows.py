@@ -32,8 +32,12 @@ def secret_purpose(endpoint_id: str) -> str:
     return f"webhook_secret:{endpoint_id}"
 
 
+#: The columns of ``webhook_endpoints``, in ``endpoint_to_row`` order (``org_id`` NULL: every org).
+ENDPOINT_COLUMNS = ("id", "url", "events", "format", "enabled", "description", "created_at", "org_id")
+
+
 def endpoint_to_row(endpoint: WebhookEndpoint) -> tuple[Any, ...]:
-    """``id, url, events, format, enabled, description, created_at``."""
+    """The values of ``ENDPOINT_COLUMNS``."""
     return (
         endpoint.id,
         endpoint.url,
@@ -42,6 +46,7 @@ def endpoint_to_row(endpoint: WebhookEndpoint) -> tuple[Any, ...]:
         endpoint.enabled,
         endpoint.description,
         to_ts(endpoint.created_at),
+        endpoint.org_id,
     )
 
 
@@ -69,6 +74,7 @@ def endpoints_from_rows(
             enabled=bool(row["enabled"]),
             description=row["description"],
             created_at=_at(row["created_at"]),
+            org_id=row["org_id"],
             secrets=tuple(secrets[row["id"]]),
         )
         for row in endpoint_rows

@@ -71,6 +71,8 @@ def parse_event(data: Any) -> HasuraEvent:
         table=body.table.name,
         op=body.event.op,
         payload=payload,
+        old=body.event.data.old,
+        new=body.event.data.new,
     )
 
 

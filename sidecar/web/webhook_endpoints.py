@@ -1,5 +1,9 @@
 """``/v1/webhook_endpoints``: create (the secret is in this response only), list, show, update,
-delete, and ``roll_secret`` (a new secret; the old ones keep signing during the overlap)."""
+delete, and ``roll_secret`` (a new secret; the old ones keep signing during the overlap).
+
+All need the ``admin`` scope and act inside the caller's organisation: another organisation's
+endpoint is a 404. With ``system:orgs`` a caller sees every endpoint, may create one in any
+organisation (``org_id``) or of every organisation (``all_orgs``)."""
 
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ class CreateEndpointBody(BaseModel):
     format: SignatureFormat = SignatureFormat.STATESET
     enabled: bool = True
     description: str = Field("", max_length=500)
+    org_id: str | None = Field(None, min_length=1, max_length=128)
+    all_orgs: bool = False
 
 
 class UpdateEndpointBody(BaseModel):
@@ -54,6 +60,8 @@ def endpoint_json(endpoint: WebhookEndpoint, now: datetime) -> dict[str, Any]:
         "format": endpoint.format.value,
         "enabled": endpoint.enabled,
         "description": endpoint.description,
+        "org_id": endpoint.org_id,
+        "all_orgs": endpoint.all_orgs,
         "created_at": iso(endpoint.created_at),
         "secrets": [
             {"created_at": iso(s.created_at), "expires_at": iso(s.expires_at)}
@@ -74,20 +82,22 @@ def endpoints_page_json(page: Page[WebhookEndpoint], now: datetime) -> dict[str,
 
 @routes.post("/v1/webhook_endpoints")
 async def create_endpoint(request: web.Request) -> web.Response:
-    await caller(request, scope=MANAGE_SCOPE)
+    principal = await caller(request, scope=MANAGE_SCOPE)
     body = await parse_body(request, CreateEndpointBody)
     service = request.app[SERVICES].webhook_endpoints
-    issued = await service.create(
-        NewEndpoint(body.url, tuple(body.events), body.format, body.enabled, body.description)
+    spec = NewEndpoint(
+        body.url, tuple(body.events), body.format, body.enabled, body.description, body.org_id, body.all_orgs
     )
+    issued = await service.create(spec, grantor=principal)
     return web.json_response({**endpoint_json(issued.endpoint, service.now()), "secret": issued.secret}, status=201)
 
 
 @routes.get("/v1/webhook_endpoints")
 async def list_endpoints(request: web.Request) -> web.Response:
-    await caller(request, scope=MANAGE_SCOPE)
+    principal = await caller(request, scope=MANAGE_SCOPE)
     service = request.app[SERVICES].webhook_endpoints
     page = await service.list(
+        viewer=principal,
         limit=query_int(request, "limit", default=10, low=1, high=100),
         starting_after=request.query.get("starting_after") or None,
     )
@@ -96,15 +106,15 @@ async def list_endpoints(request: web.Request) -> web.Response:
 
 @routes.get("/v1/webhook_endpoints/{endpoint_id}")
 async def show_endpoint(request: web.Request) -> web.Response:
-    await caller(request, scope=MANAGE_SCOPE)
+    principal = await caller(request, scope=MANAGE_SCOPE)
     service = request.app[SERVICES].webhook_endpoints
-    endpoint = await service.get(request.match_info["endpoint_id"])
+    endpoint = await service.get(request.match_info["endpoint_id"], viewer=principal)
     return web.json_response(endpoint_json(endpoint, service.now()))
 
 
 @routes.post("/v1/webhook_endpoints/{endpoint_id}")
 async def update_endpoint(request: web.Request) -> web.Response:
-    await caller(request, scope=MANAGE_SCOPE)
+    principal = await caller(request, scope=MANAGE_SCOPE)
     body = await parse_body(request, UpdateEndpointBody)
     service = request.app[SERVICES].webhook_endpoints
     change = EndpointChange(
@@ -114,24 +124,24 @@ async def update_endpoint(request: web.Request) -> web.Response:
         enabled=body.enabled,
         description=body.description,
     )
-    endpoint = await service.update(request.match_info["endpoint_id"], change)
+    endpoint = await service.update(request.match_info["endpoint_id"], change, viewer=principal)
     return web.json_response(endpoint_json(endpoint, service.now()))
 
 
 @routes.delete("/v1/webhook_endpoints/{endpoint_id}")
 async def delete_endpoint(request: web.Request) -> web.Response:
-    await caller(request, scope=MANAGE_SCOPE)
+    principal = await caller(request, scope=MANAGE_SCOPE)
     service = request.app[SERVICES].webhook_endpoints
-    endpoint = await service.delete(request.match_info["endpoint_id"])
+    endpoint = await service.delete(request.match_info["endpoint_id"], viewer=principal)
     return web.json_response({**endpoint_json(endpoint, service.now()), "deleted": True})
 
 
 @routes.post("/v1/webhook_endpoints/{endpoint_id}/roll_secret")
 async def roll_secret(request: web.Request) -> web.Response:
-    await caller(request, scope=MANAGE_SCOPE)
+    principal = await caller(request, scope=MANAGE_SCOPE)
     body = await parse_body(request, RollSecretBody, optional=True)
     service = request.app[SERVICES].webhook_endpoints
-    issued = await service.roll_secret(request.match_info["endpoint_id"], overlap_s=body.expires_in)
+    issued = await service.roll_secret(request.match_info["endpoint_id"], viewer=principal, overlap_s=body.expires_in)
     return web.json_response({**endpoint_json(issued.endpoint, service.now()), "secret": issued.secret}, status=201)
 
 
@@ -166,10 +176,11 @@ def delivery_json(delivery: Delivery, attempts: list[DeliveryAttempt]) -> dict[s
 
 @routes.get("/v1/webhook_endpoints/{endpoint_id}/deliveries")
 async def list_deliveries(request: web.Request) -> web.Response:
-    await caller(request, scope=MANAGE_SCOPE)
+    principal = await caller(request, scope=MANAGE_SCOPE)
     endpoint_id = request.match_info["endpoint_id"]
-    page, attempts = await request.app[SERVICES].deliveries.list_for_endpoint(
+    page, attempts = await request.app[SERVICES].webhook_endpoints.deliveries(
         endpoint_id,
+        viewer=principal,
         limit=query_int(request, "limit", default=10, low=1, high=100),
         starting_after=request.query.get("starting_after") or None,
     )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -46,7 +48,7 @@ def test_we_verify_stripes_header() -> None:
     header = stripe.WebhookSignature.generate_signature_header(BODY.decode(), OLD, timestamp=T)
     verified = sig.verify_stateset(BODY, header, [NEW, OLD], now=NOW)
     assert verified.timestamp == T
-    assert verified.replay_key.startswith(f"stateset:{T}:")
+    assert verified.replay_key == sig.stateset_replay_key(T, BODY)
     with pytest.raises(SignatureInvalid) as exc:
         sig.verify_stateset(BODY, header, [NEW], now=NOW)
     assert reason(exc) == "no_matching_signature"
@@ -69,7 +71,7 @@ def test_we_verify_standardwebhooks_signature() -> None:
     headers = {"Webhook-Id": "msg_1", "Webhook-Timestamp": str(T), "Webhook-Signature": f"v1a,xyz {signature}"}
     verified = sig.verify_standard(BODY, headers, [NEW, OLD], now=NOW)
     assert verified.message_id == "msg_1"
-    assert verified.replay_key == "standard:msg_1"
+    assert verified.replay_key == sig.standard_replay_key("msg_1", T)
     with pytest.raises(SignatureInvalid) as exc:
         sig.verify_standard(BODY, {**headers, "Webhook-Id": "msg_2"}, [OLD], now=NOW)
     assert reason(exc) == "no_matching_signature"
@@ -267,3 +269,72 @@ def test_any_change_to_the_signature_is_refused(position: int, digit: str) -> No
     with pytest.raises(SignatureInvalid) as exc:
         sig.verify_stateset(BODY, forged, [NEW], now=NOW)
     assert exc.value.reason == "no_matching_signature"
+
+
+# --- properties of the Standard Webhooks form -------------------------------------------------
+
+
+@given(delta=st.integers(min_value=-400, max_value=400).filter(bool))
+def test_any_change_to_the_standard_timestamp_is_refused(delta: int) -> None:
+    headers = sig.standard_headers(BODY, [NEW, OLD], message_id="msg_1", timestamp=T)
+    forged = {**headers, "webhook-timestamp": str(T + delta)}
+    with pytest.raises(SignatureInvalid) as exc:
+        sig.verify_standard(BODY, forged, [NEW, OLD], now=NOW + timedelta(seconds=delta))
+    assert exc.value.reason == "no_matching_signature"
+
+
+@given(position=st.integers(min_value=0, max_value=31), bit=st.integers(min_value=0, max_value=7))
+def test_any_change_to_the_standard_signature_is_refused(position: int, bit: int) -> None:
+    headers = sig.standard_headers(BODY, [NEW], message_id="msg_1", timestamp=T)
+    version, _, encoded = headers["webhook-signature"].partition(",")
+    mac = bytearray(base64.b64decode(encoded))
+    mac[position] ^= 1 << bit
+    forged = {**headers, "webhook-signature": f"{version},{base64.b64encode(bytes(mac)).decode()}"}
+    with pytest.raises(SignatureInvalid) as exc:
+        sig.verify_standard(BODY, forged, [NEW], now=NOW)
+    assert exc.value.reason == "no_matching_signature"
+
+
+@given(
+    keep=st.integers(min_value=0, max_value=43),
+    junk=st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", max_size=8),
+)
+def test_a_truncated_or_extended_standard_signature_is_refused(keep: int, junk: str) -> None:
+    headers = sig.standard_headers(BODY, [NEW], message_id="msg_1", timestamp=T)
+    encoded = headers["webhook-signature"].removeprefix("v1,")
+    changed = encoded[:keep] + junk
+    try:  # base64 ignores the padding bits of its last character: such a spelling is the same MAC
+        if base64.b64decode(changed, validate=True) == base64.b64decode(encoded):
+            return
+    except binascii.Error:
+        pass
+    forged = {**headers, "webhook-signature": "v1," + changed}
+    assert outcome(lambda: sig.verify_standard(BODY, forged, [NEW], now=NOW)) in REASONS
+
+
+@given(message_id=st.from_regex(r"[\x21-\x7e]{1,40}", fullmatch=True))
+def test_any_change_to_the_standard_message_id_is_refused(message_id: str) -> None:
+    headers = sig.standard_headers(BODY, [NEW], message_id="msg_1", timestamp=T)
+    if message_id == "msg_1":
+        return
+    with pytest.raises(SignatureInvalid) as exc:
+        sig.verify_standard(BODY, {**headers, "webhook-id": message_id}, [NEW], now=NOW)
+    assert exc.value.reason == "no_matching_signature"
+
+
+@given(delta=st.integers(min_value=-400, max_value=400), resign=st.booleans())
+def test_a_standard_signature_verifies_only_for_its_own_timestamp(delta: int, resign: bool) -> None:
+    """Re-signed at the new timestamp it verifies (inside the tolerance); moved there, it never does."""
+    stamp = T + delta
+    source = stamp if resign else T
+    headers = {
+        **sig.standard_headers(BODY, [NEW], message_id="msg_1", timestamp=source),
+        "webhook-timestamp": str(stamp),
+    }
+    result = outcome(lambda: sig.verify_standard(BODY, headers, [NEW], now=NOW))
+    if abs(delta) > sig.DEFAULT_TOLERANCE_S:
+        assert result == "timestamp_outside_tolerance"
+    elif resign or delta == 0:
+        assert result == "ok"
+    else:
+        assert result == "no_matching_signature"

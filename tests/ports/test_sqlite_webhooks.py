@@ -27,6 +27,7 @@ def endpoint(secret: str) -> WebhookEndpoint:
         enabled=True,
         description="",
         created_at=NOW,
+        org_id="org_a",
         secrets=(EndpointSecret(secret, NOW),),
     )
 

@@ -40,7 +40,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> 
         yield PostgresWebhookStore(pg, SEALER)
 
 
-def endpoint(endpoint_id: str, secret: str, *, at: datetime = NOW, enabled: bool = True) -> WebhookEndpoint:
+def endpoint(
+    endpoint_id: str, secret: str, *, at: datetime = NOW, enabled: bool = True, org_id: str | None = "org_a"
+) -> WebhookEndpoint:
     return WebhookEndpoint(
         id=endpoint_id,
         url="https://example.com/hook",
@@ -49,6 +51,7 @@ def endpoint(endpoint_id: str, secret: str, *, at: datetime = NOW, enabled: bool
         enabled=enabled,
         description="ERP",
         created_at=at,
+        org_id=org_id,
         secrets=(EndpointSecret(secret, at),),
     )
 
@@ -59,13 +62,13 @@ async def test_insert_get_list_update_delete(store: WebhookEndpointStore) -> Non
         await store.insert_endpoint(endpoint(f"we_{i}", secret, at=NOW + timedelta(seconds=i), enabled=i != 1))
     assert await store.get_endpoint("we_0") == endpoint("we_0", secrets[0])
     assert await store.get_endpoint("we_none") is None
-    page = await store.list_endpoints(limit=2, starting_after=None)
+    page = await store.list_endpoints(org_id=None, limit=2, starting_after=None)
     assert [e.id for e in page.data] == ["we_2", "we_1"]
     assert page.has_more
-    rest = await store.list_endpoints(limit=2, starting_after="we_1")
+    rest = await store.list_endpoints(org_id=None, limit=2, starting_after="we_1")
     assert [e.id for e in rest.data] == ["we_0"]
     assert not rest.has_more
-    assert (await store.list_endpoints(limit=2, starting_after="we_gone")).data == []
+    assert (await store.list_endpoints(org_id=None, limit=2, starting_after="we_gone")).data == []
     assert [e.id for e in await store.list_enabled_endpoints()] == ["we_0", "we_2"]
     changed = endpoint("we_0", secrets[0], enabled=False)
     await store.update_endpoint(changed)
@@ -73,6 +76,32 @@ async def test_insert_get_list_update_delete(store: WebhookEndpointStore) -> Non
     assert await store.delete_endpoint("we_0") is True
     assert await store.delete_endpoint("we_0") is False
     assert await store.get_endpoint("we_0") is None
+
+
+async def test_endpoints_keep_their_org_and_list_by_org(store: WebhookEndpointStore) -> None:
+    orgs = ["org_a", "org_b", None, "org_a", "org_b"]
+    for i, org in enumerate(orgs):
+        await store.insert_endpoint(endpoint(f"we_{i}", new_secret(), at=NOW + timedelta(seconds=i), org_id=org))
+    found = await store.get_endpoint("we_2")
+    assert found is not None
+    assert (found.org_id, found.all_orgs) == (None, True)
+    every = await store.list_endpoints(org_id=None, limit=10, starting_after=None)
+    assert [e.id for e in every.data] == ["we_4", "we_3", "we_2", "we_1", "we_0"]
+    first = await store.list_endpoints(org_id="org_a", limit=1, starting_after=None)
+    assert ([e.id for e in first.data], first.has_more) == (["we_3"], True)
+    rest = await store.list_endpoints(org_id="org_a", limit=1, starting_after="we_3")
+    assert ([e.id for e in rest.data], rest.has_more) == (["we_0"], False)
+    assert [e.org_id for e in (await store.list_endpoints(org_id="org_b", limit=10, starting_after=None)).data] == [
+        "org_b",
+        "org_b",
+    ]
+    assert (await store.list_endpoints(org_id="org_c", limit=10, starting_after=None)).data == []
+    # an update never moves an endpoint to another org
+    moved = endpoint("we_0", new_secret(), org_id="org_b")
+    await store.update_endpoint(moved)
+    still = await store.get_endpoint("we_0")
+    assert still is not None
+    assert still.org_id == "org_a"
 
 
 async def test_roll_expires_current_secrets_and_drops_expired_ones(store: WebhookEndpointStore) -> None:
@@ -166,3 +195,33 @@ async def test_deliveries_list_newest_first_in_pages(outbox: DeliveryStore) -> N
     rest = await outbox.list_deliveries("we_1", limit=2, starting_after="del_1")
     assert [d.id for d in rest.data] == ["del_0"]
     assert not rest.has_more
+
+
+# --- migration 3: endpoints made before orgs -----------------------------------------------------
+
+LEGACY_INSERT = "INSERT INTO webhook_endpoints (id, url, events, format, enabled, description, created_at)"
+LEGACY_ROW = ("we_old", "https://example.com/old", '["*"]', "stateset", "ERP", 1767225600.0)
+
+
+@pytest.mark.parametrize("adapter", ["sqlite", "postgres"])
+async def test_endpoints_made_before_orgs_become_every_org_endpoints_switched_off(
+    adapter: str, tmp_path: Path, pg_url: str
+) -> None:
+    """They used to receive every organisation's events: they keep no org (so only ``system:orgs``
+    sees them) and are switched off until such an operator re-enables or recreates them."""
+    before = tuple(m for m in (SQLITE_MIGRATIONS if adapter == "sqlite" else PG_MIGRATIONS) if m.version < 3)
+    found: WebhookEndpoint | None
+    if adapter == "sqlite":
+        path = tmp_path / "db.sqlite"
+        async with SqliteDatabase.open(path, before) as db:
+            await db.connection.execute(LEGACY_INSERT + " VALUES (?, ?, ?, ?, 1, ?, ?)", LEGACY_ROW)
+            await db.connection.commit()
+        async with SqliteDatabase.open(path, SQLITE_MIGRATIONS) as db:
+            found = await SqliteWebhookStore(db, SEALER).get_endpoint("we_old")
+    else:
+        async with PostgresDatabase.open(pg_url, before, pool_size=1) as pg, pg.connection() as conn:
+            await conn.execute(LEGACY_INSERT + " VALUES ($1, $2, $3, $4, TRUE, $5, $6)", *LEGACY_ROW)
+        async with PostgresDatabase.open(pg_url, PG_MIGRATIONS, pool_size=1) as pg:
+            found = await PostgresWebhookStore(pg, SEALER).get_endpoint("we_old")
+    assert found is not None
+    assert (found.org_id, found.enabled, found.url) == (None, False, "https://example.com/old")

@@ -20,6 +20,7 @@ from sidecar.ports.clock import FrozenClock
 from sidecar.settings import Settings
 from sidecar.web.state import SERVICES
 from tests.conftest import Bootstrap, ClientFactory, bearer
+from tests.web.test_hasura_webhook import new_key
 
 Client = TestClient[Any, Any]
 EVENTS_SECRET = "hasura-to-sidecar-secret"
@@ -34,7 +35,7 @@ def hasura_event(
         "event": {
             "session_variables": {"x-hasura-role": "admin"},
             "op": "INSERT",
-            "data": {"old": None, "new": {"id": 7, "total": "19.99", "note": "café"}},
+            "data": {"old": None, "new": {"id": 7, "org_id": "org_default", "total": "19.99", "note": "café"}},
             "trace_context": {"trace_id": "0f9a", "span_id": "2b1c"},
         },
         "created_at": "2026-12-03T19:00:00.123456Z",
@@ -101,6 +102,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(
         webhook={
             "hasura_events_secret": EVENTS_SECRET,
+            "allow_private_urls": True,  # the receiver listens on 127.0.0.1
             "deliver": False,
             "delivery_backoff_base_s": 2,
             "delivery_max_attempts": 4,
@@ -263,7 +265,9 @@ async def test_the_background_worker_delivers_without_being_asked(
     receiver: Receiver,
     receiver_url: str,
 ) -> None:
-    settings = make_settings(webhook={"hasura_events_secret": EVENTS_SECRET, "delivery_poll_interval_s": 30})
+    settings = make_settings(
+        webhook={"hasura_events_secret": EVENTS_SECRET, "allow_private_urls": True, "delivery_poll_interval_s": 30}
+    )
     client = await aiohttp_client(create_app(settings, clock=clock, on_bootstrap=bootstrap))
     endpoint = await make_endpoint(client, bootstrap.key, receiver_url)
     receiver.secrets = [endpoint["secret"]]
@@ -312,3 +316,142 @@ async def test_a_payload_that_is_not_a_hasura_event_is_400(start_app: StartApp, 
 async def test_deliveries_of_an_unknown_endpoint_are_404(client: Client, admin_key: str) -> None:
     resp = await client.get("/v1/webhook_endpoints/we_nope/deliveries", headers=bearer(admin_key))
     assert resp.status == 404
+
+
+# --- organisations: an event goes only to its row's organisation -----------------------------
+
+
+def org_event(event_id: str, *, table: str = "orders", old: Any = None, new: Any = None) -> dict[str, Any]:
+    event = hasura_event(event_id, trigger="any_trigger")
+    event["table"] = {"schema": "public", "name": table}
+    event["event"]["op"] = "UPDATE" if old is not None and new is not None else "INSERT"
+    event["event"]["data"] = {"old": old, "new": new}
+    return event
+
+
+async def test_an_event_goes_only_to_endpoints_of_its_rows_org(
+    start_app: StartApp, receiver_url: str, bootstrap: Bootstrap
+) -> None:
+    client = await start_app()
+    key_a = await new_key(client, bootstrap.key, role="admin", org_id="org_a")
+    key_b = await new_key(client, bootstrap.key, role="admin", org_id="org_b")
+    # each org admin subscribes to everything; the super admin makes one endpoint of every org
+    in_a = (await make_endpoint(client, key_a, receiver_url, events=["*"]))["id"]
+    in_b = (await make_endpoint(client, key_b, receiver_url, events=["*"]))["id"]
+    everywhere = (await make_endpoint(client, bootstrap.key, receiver_url, all_orgs=True))["id"]
+
+    cases = {
+        "row-of-a": (org_event("e1", new={"id": 1, "org_id": "org_a"}), {in_a, everywhere}),
+        "row-of-b": (org_event("e2", old={"id": 2, "org_id": "org_b"}), {in_b, everywhere}),
+        "stays-in-a": (
+            org_event("e3", old={"id": 3, "org_id": "org_a"}, new={"id": 3, "org_id": "org_a", "n": 1}),
+            {in_a, everywhere},
+        ),
+        # a row moved between orgs would show each org the other's data: every-org endpoints only
+        "moved-a-to-b": (
+            org_event("e4", old={"id": 4, "org_id": "org_a"}, new={"id": 4, "org_id": "org_b"}),
+            {everywhere},
+        ),
+        "no-org-value": (org_event("e5", new={"id": 5}), {everywhere}),
+        "null-org-value": (org_event("e6", new={"id": 6, "org_id": None}), {everywhere}),
+        "not-a-string": (org_event("e7", new={"id": 7, "org_id": ["org_a"]}), {everywhere}),
+        # a table tables.yaml does not list has no known org column
+        "unlisted-table": (org_event("e8", table="audit_log", new={"id": 8, "org_id": "org_a"}), {everywhere}),
+    }
+    for name, (event, expected) in cases.items():
+        result = await send_event(client, event)
+        assert result["endpoints"] == len(expected), name
+        got = {
+            endpoint
+            for endpoint in (in_a, in_b, everywhere)
+            if any(d["event_id"] == event["id"] for d in await deliveries(client, bootstrap.key, endpoint))
+        }
+        assert got == expected, name
+
+
+async def test_an_integer_org_column_matches_the_org_id_as_text(
+    start_app: StartApp, receiver_url: str, bootstrap: Bootstrap
+) -> None:
+    client = await start_app()
+    key = await new_key(client, bootstrap.key, role="admin", org_id="42")
+    endpoint = (await make_endpoint(client, key, receiver_url))["id"]
+    assert (await send_event(client, org_event("e1", new={"id": 1, "org_id": 42})))["endpoints"] == 1
+    assert (await send_event(client, org_event("e2", new={"id": 2, "org_id": True})))["endpoints"] == 0
+    [delivery] = await deliveries(client, key, endpoint)
+    assert delivery["event_id"] == "e1"
+
+
+# --- SSRF: private addresses are refused unless allowed ---------------------------------------
+
+
+@pytest.fixture
+def strict_settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(webhook={"hasura_events_secret": EVENTS_SECRET, "deliver": False})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://127.1/hook",
+        "http://2130706433/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.5/hook",
+        "http://192.168.1.1/hook",
+        "http://172.16.0.1/hook",
+        "http://100.64.0.1/hook",
+        "http://0.0.0.0/hook",
+        "http://[fe80::1]/hook",
+        "http://[fd00::1]/hook",
+        "http://localhost:9000/hook",
+        "http://api.localhost/hook",
+    ],
+)
+async def test_private_urls_are_refused_by_default(
+    aiohttp_client: ClientFactory,
+    strict_settings: Settings,
+    clock: FrozenClock,
+    bootstrap: Bootstrap,
+    url: str,
+) -> None:
+    client = await aiohttp_client(create_app(strict_settings, clock=clock, on_bootstrap=bootstrap))
+    resp = await client.post("/v1/webhook_endpoints", json={"url": url}, headers=bearer(bootstrap.key))
+    assert resp.status == 400, await resp.text()
+    body = await resp.json()
+    assert body["error"] == "INVALID_REQUEST"
+    assert "SIDECAR_WEBHOOK__ALLOW_PRIVATE_URLS" in body["message"]
+    created = await make_endpoint(client, bootstrap.key, "https://hooks.example.com/x")
+    resp = await client.post(f"/v1/webhook_endpoints/{created['id']}", json={"url": url}, headers=bearer(bootstrap.key))
+    assert resp.status == 400
+
+
+async def test_a_name_resolving_to_a_private_address_is_refused_at_delivery(
+    aiohttp_client: ClientFactory,
+    strict_settings: Settings,
+    clock: FrozenClock,
+    bootstrap: Bootstrap,
+    receiver: Receiver,
+    receiver_url: str,
+) -> None:
+    """A host name passes the URL check (unless it is a localhost name); what it resolves to is
+    checked as the connection is made. These endpoints were stored while private URLs were allowed
+    (a name that resolves to 127.0.0.1, and the literal address); after a restart with them
+    refused, neither is delivered to."""
+    allowing = strict_settings.model_copy(
+        update={"webhook": strict_settings.webhook.model_copy(update={"allow_private_urls": True})}
+    )
+    first = await aiohttp_client(create_app(allowing, clock=clock, on_bootstrap=bootstrap))
+    by_name = receiver_url.replace("127.0.0.1", "localhost")
+    endpoint = await make_endpoint(first, bootstrap.key, by_name)
+    literal = await make_endpoint(first, bootstrap.key, receiver_url)
+    await first.close()
+
+    client = await aiohttp_client(create_app(strict_settings, clock=clock, on_bootstrap=bootstrap))
+    await send_event(client, hasura_event())
+    assert await run_once(client) == 2
+    assert receiver.requests == []  # nothing reached the receiver on 127.0.0.1
+    for made in (endpoint, literal):
+        [delivery] = await deliveries(client, bootstrap.key, made["id"])
+        assert (delivery["status"], delivery["last_error"]) == ("pending", "address_not_allowed")
