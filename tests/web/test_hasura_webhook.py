@@ -383,7 +383,7 @@ async def test_every_answer_is_counted_by_result_reason_and_credential_type(clie
     assert (await hook_get(client, Authorization=f"Bearer {viewer}", **{"X-Hasura-Role": "operator"})).denied
     assert (await hook_get(client)).role == "anonymous"
     assert (await hook_get(client, Authorization="Basic dTpw")).denied
-    assert (await hook_get(client, Authorization="Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig")).denied
+    assert (await hook_get(client, Authorization="Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig")).denied  # HS256: not ours
     assert (await hook_get(client, Authorization="Bearer nonsense")).denied
     assert await decisions(client) == {
         ("allow", "api_key", "api_key"): 2,
@@ -391,7 +391,7 @@ async def test_every_answer_is_counted_by_result_reason_and_credential_type(clie
         ("deny", "role_not_allowed", "api_key"): 1,
         ("allow", "anonymous", "anonymous"): 1,
         ("deny", "credential_malformed", "malformed"): 1,
-        ("deny", "token_unknown_kid", "session_jwt"): 1,
+        ("deny", "token_alg_not_allowed", "session_jwt"): 1,
         ("deny", "credential_unrecognised", "unknown"): 1,
     }
 
