@@ -89,6 +89,7 @@ from sidecar.web import (
     keys,
     oauth,
     oauth_clients,
+    openapi,
     ops,
     ratelimit,
     revoke,
@@ -530,7 +531,10 @@ def create_app(
     app[dashboard.TEMPLATES] = dashboard.make_templates()
     app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header
     routes = (auth, keys, dashboard, hasura, tokens, webhook_endpoints, hasura_events, ops, audit, oauth, oauth_clients)
-    for module in (*routes, revoke):
+    app[openapi.DOCUMENT] = openapi.document_bytes(
+        version=__version__, server_url=settings.base_url(), events_header=settings.webhook.hasura_events_header
+    )
+    for module in (*routes, revoke, openapi):
         app.router.add_routes(module.routes)
     if settings.metrics.enabled:
         app.router.add_get("/metrics", ops.metrics)
