@@ -103,7 +103,7 @@ def _tokens() -> list[Operation]:
         Operation("GET", "/v1/signing_keys", "List signing keys (system:signing_keys)", "Signing keys",
                   {200: wire.SigningKeyList}),
         Operation("POST", "/v1/signing_keys/rotate", "Stage a new signing key (immediate: sign with it now)",
-                  "Signing keys", {201: wire.SigningKey}, body=RotateBody, body_required=False),
+                  "Signing keys", {201: wire.SigningKey}, body=RotateBody, body_required=False, errors=(409,)),
     ]  # fmt: skip
 
 

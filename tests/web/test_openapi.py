@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from sidecar.web.api_spec import operations
@@ -20,17 +19,10 @@ def app_routes(client: Client) -> set[tuple[str, str]]:
     app = client.server.app
     assert app is not None
     return {
-        (route.method.lower(), template(route.resource))
+        (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()
         if route.resource is not None and route.method != "HEAD"
     }
-
-
-def template(resource: web.AbstractResource) -> str:
-    """A static directory is documented as its files: ``/prefix/{filename}``."""
-    if isinstance(resource, web.StaticResource):
-        return resource.canonical + "/{filename}"
-    return resource.canonical
 
 
 async def spec(client: Client) -> dict[str, Any]:
