@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install run test fuzz lint typecheck bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,11 @@ run: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
+
+# Schemathesis from /openapi.json against a live server, far longer than the run in `make test`.
+FUZZ_MAX_EXAMPLES ?= 200
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(BIN)/python -m pytest tests/web/test_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

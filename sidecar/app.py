@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from sidecar import __version__
 from sidecar.domain import jwk
@@ -90,6 +91,7 @@ from sidecar.web import (
     keys,
     oauth,
     oauth_clients,
+    openapi,
     ops,
     ratelimit,
     revoke,
@@ -97,6 +99,7 @@ from sidecar.web import (
     webhook_endpoints,
 )
 from sidecar.web.errors import error_middleware
+from sidecar.web.limits import body_deadline_middleware, concurrency_middleware
 from sidecar.web.observe import RequestLogPolicy, observe_middleware
 from sidecar.web.state import AUDIT, METRICS, METRICS_TOKEN, READINESS, SERVICES, VERSION, OAuthServices, Services
 from sidecar.webhook_wiring import open_delivery
@@ -458,6 +461,27 @@ def request_log_policy(settings: Settings) -> RequestLogPolicy:
     return RequestLogPolicy(mode=s.mode, quiet_routes=frozenset(s.quiet_routes), sample_rate=s.sample_rate)
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """aiohttp server arguments (``web.run_app``, ``TestServer``): header bounds, and the keep-alive
+    timer, which also bounds the time a client has to send its request line and headers."""
+    limits = settings.limits
+    return {
+        "max_line_size": limits.max_line_bytes,
+        "max_field_size": limits.max_field_bytes,
+        "max_headers": limits.max_headers,
+        "keepalive_timeout": limits.keepalive_timeout_s,
+    }
+
+
+def request_limit_middlewares(settings: Settings, metrics: Metrics | None) -> tuple[Middleware, Middleware]:
+    """The requests-in-flight bound (outside the error middleware) and the body deadline (inside it)."""
+    limits = settings.limits
+    return (
+        concurrency_middleware(limits.max_concurrent_requests, limits.retry_after_s, metrics),
+        body_deadline_middleware(limits.body_timeout_s),
+    )
+
+
 def redis_ping(client: RedisClient) -> Check:
     async def ping() -> None:
         await client.ping()
@@ -572,7 +596,10 @@ def create_app(
     observe = observe_middleware(
         metrics if settings.metrics.enabled else None, request_log_policy(settings), on_forbidden=audit.record_denial
     )
-    app = web.Application(middlewares=[observe, error_middleware], client_max_size=settings.max_body_bytes)
+    bound, deadline = request_limit_middlewares(settings, metrics if settings.metrics.enabled else None)
+    app = web.Application(
+        middlewares=[observe, bound, error_middleware, deadline], client_max_size=settings.max_body_bytes
+    )
     app[METRICS] = metrics
     token = settings.metrics.bearer_token
     app[METRICS_TOKEN] = token.get_secret_value().encode() if token else b""
@@ -583,7 +610,10 @@ def create_app(
     app[dashboard.TEMPLATES] = dashboard.make_templates()
     app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header
     routes = (auth, keys, dashboard, hasura, tokens, webhook_endpoints, hasura_events, ops, audit, oauth, oauth_clients)
-    for module in (*routes, revoke):
+    app[openapi.DOCUMENT] = openapi.document_bytes(
+        version=__version__, server_url=settings.base_url(), events_header=settings.webhook.hasura_events_header
+    )
+    for module in (*routes, revoke, openapi):
         app.router.add_routes(module.routes)
     if settings.metrics.enabled:
         app.router.add_get("/metrics", ops.metrics)

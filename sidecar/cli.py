@@ -21,6 +21,7 @@ from sidecar.app import (
     build_sealer,
     create_app,
     open_stores,
+    server_options,
     store_options,
 )
 from sidecar.cli_audit import audit
@@ -147,6 +148,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
             access_log=None,
             print=listening,
             shutdown_timeout=settings.shutdown_timeout_s,  # stop listening, let requests in flight finish
+            **server_options(settings),  # header bounds and the slow-header timeout (SIDECAR_LIMITS__*)
         )
     except SidecarError as exc:  # raised while starting: the store, the bootstrap key
         _fail(exc.message, code=1 if isinstance(exc, Unavailable) else 2)

@@ -129,6 +129,24 @@ class Unavailable(SidecarError):
     default_reason = "dependency_unavailable"
 
 
+class Overloaded(Unavailable):
+    """More requests in flight than this process takes at once; ``retry_after`` is in seconds."""
+
+    default_reason = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: int, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after
+
+
+class RequestTimeout(SidecarError):
+    """The client did not send its whole request body in time."""
+
+    code = "REQUEST_TIMEOUT"
+    status = 408
+    default_reason = "body_timeout"
+
+
 class ConfigError(SidecarError):
     """Configuration (settings or a YAML file) is invalid; raised before the process listens."""
 

@@ -21,6 +21,8 @@ call                                                   family (labels)
 ``store_call(operation, seconds)``                     ``sidecar_store_call_duration_seconds``
 ``redis_call(operation, seconds)``                     ``sidecar_redis_call_duration_seconds``
 ``rate_limited(scope)``                                ``sidecar_rate_limit_rejections_total``
+``overloaded()``                                       ``sidecar_overload_rejections_total``: 503s
+                                                       beyond ``SIDECAR_LIMITS__MAX_CONCURRENT_REQUESTS``
 ``signing_key_loaded(slot, created_at)``               ``sidecar_signing_key_age_seconds`` (slot:
                                                        current/next/previous); age computed at scrape
 (constructor)                                          ``sidecar_build_info`` (version, python)
@@ -160,6 +162,11 @@ class Metrics:
         self._rate_limited = Counter(
             "sidecar_rate_limit_rejections", "Requests rejected by a rate limit, by scope.", ("scope",), registry=r
         )
+        self._overloaded = Counter(
+            "sidecar_overload_rejections",
+            "Requests answered 503 because too many were in flight.",
+            registry=r,
+        )
         self._key_age = Gauge(
             "sidecar_signing_key_age_seconds",
             "Age of each loaded signing key, by slot (current, next, previous).",
@@ -239,6 +246,10 @@ class Metrics:
     def rate_limited(self, scope: str) -> None:
         """One request rejected with 429 by the limit named ``scope`` (``api_key``, ``ip``, …)."""
         self._rate_limited.labels(scope=safe_label(scope)).inc()
+
+    def overloaded(self) -> None:
+        """One request answered 503 because the process had too many in flight."""
+        self._overloaded.inc()
 
     def signing_key_loaded(self, slot: str, created_at: float | None) -> None:
         """The key in ``slot`` (``current``, ``next``, ``previous``) was created at ``created_at``

@@ -142,6 +142,21 @@ class RequestLogSettings(BaseModel):
     )
 
 
+class LimitSettings(BaseModel):
+    """What one client may ask of the server (``SIDECAR_LIMITS__*``); see README, "Security"."""
+
+    model_config = ConfigDict(frozen=True)
+    max_line_bytes: int = Field(8190, ge=1024, le=65_536, description="longest request line (method, URL)")
+    max_field_bytes: int = Field(8190, ge=1024, le=65_536, description="longest header field (name or value)")
+    max_headers: int = Field(100, ge=16, le=1000, description="most header fields in one request")
+    keepalive_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="idle connections close; also the time a client has to send its headers"
+    )
+    body_timeout_s: float = Field(30.0, gt=0, le=600, description="time a client has to send a request body")
+    max_concurrent_requests: int = Field(512, ge=1, le=100_000, description="requests in flight; beyond: 503")
+    retry_after_s: int = Field(1, ge=1, le=3600, description="Retry-After of the 503 beyond max_concurrent_requests")
+
+
 class RedisSettings(BaseModel):
     """Redis, used when ``SIDECAR_REDIS_URL`` is set: shared key cache, invalidations, rate limits."""
 
@@ -320,6 +335,7 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = WebhookSettings()
     log_format: Literal["json", "text"] = "json"
     request_log: RequestLogSettings = RequestLogSettings()
+    limits: LimitSettings = LimitSettings()
     metrics: MetricsSettings = MetricsSettings()
     prometheus_multiproc_dir: Path | None = Field(
         None,

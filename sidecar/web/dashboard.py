@@ -13,7 +13,7 @@ from aiohttp import web
 
 from sidecar.domain.console import ConsoleSession
 from sidecar.domain.keys import NewKey
-from sidecar.errors import InvalidRequest, SidecarError
+from sidecar.errors import InvalidRequest, NotFound, SidecarError
 from sidecar.models import Environment, KeyType
 from sidecar.web.audit import RequestAudit
 from sidecar.web.render import key_json
@@ -304,4 +304,14 @@ async def roll_key(request: web.Request) -> web.Response:
     )
 
 
-routes.static("/dashboard/static", HERE / "static")
+#: The dashboard's assets by name: only these files are served, and a missing one is a JSON 404.
+STATIC_FILES = {path.name: path for path in (HERE / "static").iterdir() if path.is_file()}
+
+
+@routes.get("/dashboard/static/{filename}")
+async def static_file(request: web.Request) -> web.StreamResponse:
+    path = STATIC_FILES.get(request.match_info["filename"])
+    if path is None:
+        raise NotFound("no such file in /dashboard/static", reason="no_file")
+    headers = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    return web.FileResponse(path, headers=headers)

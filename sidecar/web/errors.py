@@ -7,7 +7,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from sidecar.errors import InvalidClient, InvalidRequest, NotFound, OAuthError, RateLimited, SidecarError
+from sidecar.errors import (
+    InvalidClient,
+    InvalidRequest,
+    NotFound,
+    OAuthError,
+    Overloaded,
+    RateLimited,
+    RequestTimeout,
+    SidecarError,
+)
 from sidecar.web.observe import note
 
 log = logging.getLogger("sidecar.web")
@@ -47,6 +56,10 @@ def error_response(error: SidecarError) -> web.Response:
             headers["RateLimit-Limit"] = str(error.limit)
             headers["RateLimit-Remaining"] = str(error.remaining)
             headers["RateLimit-Reset"] = str(error.reset if error.reset is not None else error.retry_after)
+    if isinstance(error, Overloaded):
+        headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, RequestTimeout):
+        headers["Connection"] = "close"  # the rest of the body may still be on its way
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="sidecar"'
     return web.json_response({"error": error.code, "message": error.message}, status=error.status, headers=headers)

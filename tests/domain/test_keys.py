@@ -6,6 +6,7 @@ observes the real store, it does not stand in for it.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -212,6 +213,39 @@ async def test_the_negative_cache_is_bounded(store: CountingStore, clock: Frozen
     with pytest.raises(InvalidApiKey):
         await keys.authenticate(strangers[0])  # evicted long ago: the store is asked again
     assert store.calls["get_key_by_digest"] == 11
+
+
+def wrong_checksum(key: str) -> str:
+    """``key`` with one checksum character changed: the prefix and the shape stay right."""
+    forged = key[:-1] + ("A" if key[-1] != "A" else "B")
+    assert keyformat.parse(forged) is None
+    return forged
+
+
+FLOOD = 3000
+
+
+async def test_a_flood_of_random_keys_keeps_the_cache_bounded_and_forgeries_away_from_the_store(
+    store: CountingStore, clock: FrozenClock, policy: Policy
+) -> None:
+    """Thousands of random keys a second, half with a matching checksum (each unknown, each a store
+    lookup), half forged: the cache never holds more than its bound, forgeries cost nothing."""
+    cache = MemoryKeyCache(clock, max_entries=256, ttl_s=30, negative_ttl_s=60)
+    keys = KeyService(store, cache, clock, policy, default_org_id="org_a")  # type: ignore[arg-type]
+    largest = 0
+    started = time.perf_counter()
+    for i in range(FLOOD):
+        for presented in (unknown_key(), wrong_checksum(unknown_key())):
+            with pytest.raises(InvalidApiKey):
+                await keys.authenticate(presented)
+        if i % 100 == 0:
+            largest = max(largest, len(cache))
+    rate = 2 * FLOOD / (time.perf_counter() - started)
+    assert max(largest, len(cache)) <= 256
+    assert len(cache) == 256
+    assert store.calls == Counter({"get_key_by_digest": FLOOD})  # one per well-formed key, none per forgery
+    assert keys._last_used == {}  # nothing is remembered for keys that failed
+    assert rate > 1000, f"only {rate:.0f} keys/s"
 
 
 async def test_revocation_beats_the_cache(keys: KeyService) -> None:

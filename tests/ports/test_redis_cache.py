@@ -157,3 +157,29 @@ async def test_a_redis_that_never_answers_costs_one_timeout_then_nothing(clock: 
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_flood_of_unknown_keys_leaves_only_entries_that_expire(redis_url: str, clock: FrozenClock) -> None:
+    """Every random well-formed key is remembered as unknown in Redis, always with a TTL, and gone
+    after it: the shared tier cannot grow without bound however many keys are tried."""
+    client = connect(redis_url, OPTIONS)
+    guard = RedisGuard(CircuitBreaker(clock, name="redis", failures=2, reset_s=5), timeout_s=OPTIONS.timeout_s)
+    cache = RedisKeyCache(client, guard, prefix="flood:", ttl_s=60, negative_ttl_s=1.0)
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        digests = [keyformat.digest(a_key()) for _ in range(2000)]
+        for digest in digests:
+            await cache.put(digest, None)
+        stored = [k async for k in raw.scan_iter(match="flood:key:*", count=1000)]
+        assert 0 < len(stored) <= len(digests)  # on a slow machine the first may have expired already
+        pipe = raw.pipeline(transaction=False)
+        for k in stored:
+            pipe.pttl(k)
+        ttls = await pipe.execute()
+        assert all(0 < ttl <= 1000 for ttl in ttls), ttls
+        assert (await cache.get(digests[-1])) == (True, None)
+        await asyncio.sleep(1.2)
+        assert [k async for k in raw.scan_iter(match="flood:*", count=1000)] == []
+    finally:
+        await raw.aclose()
+        await client.aclose()

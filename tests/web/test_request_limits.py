@@ -1,0 +1,254 @@
+"""Request limits over real sockets: header sizes, slow headers and bodies, requests in flight, body sizes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from sidecar.app import create_app, server_options
+from sidecar.ports.clock import FrozenClock
+from sidecar.settings import Settings
+from tests.conftest import Bootstrap, bearer
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+HOST = "127.0.0.1"
+
+
+@pytest.fixture
+def serve(
+    aiohttp_server: ServerFactory, make_settings: Callable[..., Settings], clock: FrozenClock, bootstrap: Bootstrap
+) -> Callable[..., Awaitable[TestServer]]:
+    """Start the app on 127.0.0.1 with the server options ``sidecar serve`` uses."""
+
+    async def start(**overrides: Any) -> TestServer:
+        settings = make_settings(**overrides)
+        app = create_app(settings, clock=clock, on_bootstrap=bootstrap)
+        return await aiohttp_server(app, host=HOST, **server_options(settings))
+
+    return start
+
+
+class Raw:
+    """One raw TCP connection to the server."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def response(self, within_s: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+        """Read one response (status, headers, body by Content-Length)."""
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), within_s)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        body = await asyncio.wait_for(self.reader.readexactly(int(headers.get("content-length", "0"))), within_s)
+        return status, headers, body
+
+    async def closed_within(self, seconds: float) -> bool:
+        """True when the server closes the connection (EOF or reset) within ``seconds``."""
+        try:
+            rest = await asyncio.wait_for(self.reader.read(), seconds)
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            return True
+        return rest == b"" or b"\r\n\r\n" in rest
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Callable[[TestServer], Awaitable[Raw]]]:
+    opened: list[Raw] = []
+
+    async def open_to(server: TestServer) -> Raw:
+        raw = Raw(*await asyncio.open_connection(HOST, server.port))
+        opened.append(raw)
+        return raw
+
+    yield open_to
+    for raw in opened:
+        raw.close()
+
+
+async def healthy(server: TestServer) -> bool:
+    async with aiohttp.ClientSession() as session, session.get(server.make_url("/healthz")) as resp:
+        return resp.status == 200
+
+
+# --- header sizes ---------------------------------------------------------------------------
+
+
+async def test_an_oversized_header_is_a_400_and_the_server_carries_on(serve: Any, connect: Any) -> None:
+    server = await serve(limits={"max_field_bytes": 2048})
+    raw = await connect(server)
+    await raw.send(b"GET /v1/auth/validate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"a" * 4096 + b"\r\n\r\n")
+    status, _, _ = await raw.response()
+    assert status in (400, 431)
+    assert await healthy(server)
+
+
+async def test_too_many_headers_and_a_too_long_url_are_4xx(serve: Any, connect: Any) -> None:
+    server = await serve(limits={"max_headers": 16, "max_line_bytes": 1024})
+    many = await connect(server)
+    await many.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(40)) + b"\r\n")
+    assert (await many.response())[0] in (400, 431)
+    long_url = await connect(server)
+    await long_url.send(b"GET /healthz?" + b"q" * 2000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await long_url.response())[0] in (400, 414)
+    assert await healthy(server)
+
+
+async def test_a_header_within_the_bound_passes(serve: Any, connect: Any) -> None:
+    server = await serve(limits={"max_field_bytes": 2048})
+    raw = await connect(server)
+    await raw.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1900 + b"\r\n\r\n")
+    assert (await raw.response())[0] == 200
+
+
+# --- slow clients ---------------------------------------------------------------------------
+
+
+async def test_a_client_trickling_its_headers_is_cut_off(serve: Any, connect: Any) -> None:
+    server = await serve(limits={"keepalive_timeout_s": 0.6})
+    raw = await connect(server)
+    started = time.monotonic()
+    await raw.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    cut_off = False
+    for i in range(20):  # one header every 0.15 s: never complete, always "active"
+        try:
+            await raw.send(b"X-Slow-%d: y\r\n" % i)
+        except ConnectionError:
+            cut_off = True
+            break
+        if await raw.closed_within(0.15):
+            cut_off = True
+            break
+    assert cut_off, "the server kept a connection whose headers never completed"
+    assert time.monotonic() - started < 2.0
+    assert await healthy(server)
+
+
+async def test_an_idle_connection_is_closed(serve: Any, connect: Any) -> None:
+    server = await serve(limits={"keepalive_timeout_s": 0.3})
+    raw = await connect(server)
+    await raw.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await raw.response())[0] == 200
+    assert await raw.closed_within(2.0)
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_a_408_and_the_connection_closes(serve: Any, connect: Any) -> None:
+    server = await serve(limits={"body_timeout_s": 0.4})
+    raw = await connect(server)
+    body = json.dumps({"headers": {}}).encode()
+    await raw.send(
+        b"POST /v1/hasura/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % (len(body) + 100) + body
+    )
+    started = time.monotonic()
+    status, headers, payload = await raw.response(within_s=3.0)
+    assert status == 408
+    assert 0.3 < time.monotonic() - started < 2.5
+    assert json.loads(payload)["error"] == "REQUEST_TIMEOUT"
+    assert headers.get("connection", "").lower() == "close"
+    assert await raw.closed_within(2.0)
+    assert await healthy(server)
+
+
+async def test_a_slow_body_that_finishes_in_time_is_served(serve: Any, connect: Any) -> None:
+    server = await serve(limits={"body_timeout_s": 2.0})
+    raw = await connect(server)
+    body = json.dumps({"headers": {}}).encode()
+    await raw.send(
+        b"POST /v1/hasura/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body) + body[:5]
+    )
+    await asyncio.sleep(0.3)
+    await raw.send(body[5:])
+    status, _, payload = await raw.response()
+    assert status == 200, payload
+
+
+# --- requests in flight ---------------------------------------------------------------------
+
+
+async def test_beyond_the_concurrency_bound_a_503_with_retry_after(serve: Any, connect: Any) -> None:
+    server = await serve(limits={"max_concurrent_requests": 2, "retry_after_s": 3, "body_timeout_s": 10})
+    body = json.dumps({"headers": {}}).encode()
+    held = []
+    for _ in range(2):  # two webhook calls in flight, each waiting for the rest of its body
+        raw = await connect(server)
+        await raw.send(
+            b"POST /v1/hasura/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body[:3]
+        )
+        held.append(raw)
+    await asyncio.sleep(0.2)
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server.make_url("/v1/hasura/webhook")) as resp:
+            assert resp.status == 503
+            assert resp.headers["Retry-After"] == "3"
+            assert await resp.json() == {
+                "error": "SERVICE_UNAVAILABLE",
+                "message": "too many requests in flight; retry later",
+            }
+        async with session.get(server.make_url("/healthz")) as probe:
+            assert probe.status == 200  # probes are not counted
+        for raw in held:
+            await raw.send(body[3:])
+            assert (await raw.response())[0] == 200
+        async with session.get(server.make_url("/v1/hasura/webhook")) as resp:
+            assert resp.status == 200
+        async with session.get(server.make_url("/metrics")) as scrape:
+            text = await scrape.text()
+    assert "sidecar_overload_rejections_total 1.0" in text
+    assert 'route="/v1/hasura/webhook",status="503"' in text
+
+
+# --- body sizes -----------------------------------------------------------------------------
+
+
+def content_type(path: str) -> str:
+    """Forms for the pages and OAuth endpoints (they read nothing else), JSON for the API."""
+    return "application/x-www-form-urlencoded" if path.startswith(("/dashboard", "/oauth/")) else "application/json"
+
+
+async def test_every_route_that_takes_a_body_refuses_one_past_its_limit(serve: Any, bootstrap: Bootstrap) -> None:
+    settings_limit = 64 * 1024
+    server = await serve(max_body_bytes=settings_limit)
+    app = server.app
+    assert app is not None
+    webhook_limit = 1024 * 1024  # SIDECAR_HASURA_WEBHOOK__MAX_BODY_BYTES, the largest limit of any route
+    oversized = b'{"a": "' + b"x" * webhook_limit + b'"}'
+    routes = sorted(
+        {
+            (route.method, route.resource.canonical.replace("{", "").replace("}", ""))
+            for route in app.router.routes()
+            if route.method in ("POST", "PUT", "PATCH", "DELETE") and route.resource is not None
+        }
+    )
+    assert len(routes) > 10
+    async with aiohttp.ClientSession() as session:
+        for method, path in routes:
+            async with session.request(
+                method,
+                server.make_url(path),
+                data=oversized,
+                allow_redirects=False,
+                headers={**bearer(bootstrap.key), "Content-Type": content_type(path)},
+            ) as resp:
+                assert 300 <= resp.status < 500, f"{method} {path}: {resp.status} {await resp.text()}"
+                assert resp.status != 500
+    assert await healthy(server)
