@@ -83,6 +83,7 @@ from sidecar.web import (
     audit,
     auth,
     dashboard,
+    dashboard_page,
     hasura,
     hasura_events,
     keys,
@@ -501,9 +502,11 @@ def create_app(
     app[VERSION] = __version__
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(ratelimit.add_headers)
-    app[dashboard.TEMPLATES] = dashboard.make_templates()
+    app[dashboard_page.TEMPLATES] = dashboard_page.make_templates()
+    app[dashboard_page.COOKIE_SECURE] = settings.dashboard_cookie_secure
     app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header
-    routes = (auth, keys, dashboard, hasura, tokens, webhook_endpoints, hasura_events, ops, audit, oauth, oauth_clients)
+    pages = (dashboard,)
+    routes = (auth, keys, *pages, hasura, tokens, webhook_endpoints, hasura_events, ops, audit, oauth, oauth_clients)
     for module in (*routes, revoke):
         app.router.add_routes(module.routes)
     if settings.metrics.enabled:
