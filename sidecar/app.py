@@ -83,7 +83,11 @@ from sidecar.web import (
     audit,
     auth,
     dashboard,
+    dashboard_audit,
+    dashboard_oauth,
     dashboard_page,
+    dashboard_signing,
+    dashboard_webhooks,
     hasura,
     hasura_events,
     keys,
@@ -505,7 +509,7 @@ def create_app(
     app[dashboard_page.TEMPLATES] = dashboard_page.make_templates()
     app[dashboard_page.COOKIE_SECURE] = settings.dashboard_cookie_secure
     app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header
-    pages = (dashboard,)
+    pages = (dashboard, dashboard_signing, dashboard_oauth, dashboard_webhooks, dashboard_audit)
     routes = (auth, keys, *pages, hasura, tokens, webhook_endpoints, hasura_events, ops, audit, oauth, oauth_clients)
     for module in (*routes, revoke):
         app.router.add_routes(module.routes)

@@ -12,6 +12,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sidecar.domain import keyformat, scopes
 from sidecar.errors import Forbidden, InvalidRequest
@@ -144,6 +145,22 @@ class AuditLog:
             target_type="api_key",
             target_id=record.id,
             detail=_key_detail(record),
+        )
+
+    async def signing_key_rotated(
+        self, actor: Actor, *, kid: str, algorithm: str, activates_at: datetime, immediate: bool
+    ) -> AuditEvent:
+        """A new signing key (``kid``) added by a rotation; it signs from ``activates_at``."""
+        return await self.record(
+            Action.SIGNING_KEY_ROTATED,
+            actor,
+            target_type="signing_key",
+            target_id=kid,
+            detail={
+                "alg": algorithm,
+                "activates_at": activates_at.isoformat(),
+                "immediate": "true" if immediate else "false",
+            },
         )
 
     async def permission_denied(self, actor: Actor, *, method: str, route: str, reason: str) -> AuditEvent:

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.domain.audit import Actor
+from sidecar.domain.signing_keys import KeyStatus
 from sidecar.errors import InvalidRequest
 from sidecar.models import ApiKeyRecord, AuditEvent, AuditQuery, Principal
 from sidecar.web.auth import caller
@@ -36,7 +37,7 @@ def actor_for(request: web.Request, principal: Principal | None) -> Actor:
 
 
 class RequestAudit:
-    """Key changes made by one HTTP request, recorded with its actor and origin.
+    """Key changes (API keys, signing keys) made by one HTTP request, recorded with its actor and origin.
 
     Best effort after the change is made: a failed write is logged, never turned into an error
     response (the response may carry a key that is shown only once).
@@ -57,6 +58,19 @@ class RequestAudit:
     async def key_revoked(self, record: ApiKeyRecord) -> None:
         if self._audit is not None:
             await _logged(self._audit.key_revoked(self._actor, record))
+
+    async def signing_key_rotated(self, status: KeyStatus, *, immediate: bool) -> None:
+        if self._audit is not None:
+            key = status.key
+            await _logged(
+                self._audit.signing_key_rotated(
+                    self._actor,
+                    kid=key.material.kid,
+                    algorithm=key.material.algorithm,
+                    activates_at=key.activates_at,
+                    immediate=immediate,
+                )
+            )
 
 
 async def _logged(recording: Awaitable[AuditEvent]) -> None:

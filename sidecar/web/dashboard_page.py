@@ -20,7 +20,7 @@ from sidecar.domain import scopes
 from sidecar.domain.console import ConsoleSession
 from sidecar.errors import Forbidden, SidecarError
 from sidecar.web.observe import note
-from sidecar.web.state import SERVICES
+from sidecar.web.state import AUDIT, SERVICES
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "sidecar_session"
@@ -68,7 +68,16 @@ def cookie_secure(request: web.Request) -> bool:
 
 def nav_links(request: web.Request, session: ConsoleSession) -> list[NavLink]:
     """The sections this session may open: a page it lacks the scope for is not offered."""
-    return [NavLink("keys", "/dashboard/api_keys", "API Keys")]
+    services = request.app[SERVICES]
+    links = [NavLink("keys", "/dashboard/api_keys", "API Keys")]
+    if scopes.allows(session.principal.scopes, SIGNING_KEYS_SCOPE):
+        links.append(NavLink("signing_keys", "/dashboard/signing_keys", "Signing keys"))
+    if services.oauth is not None:
+        links.append(NavLink("oauth_clients", "/dashboard/oauth_clients", "OAuth clients"))
+    links.append(NavLink("webhooks", "/dashboard/webhook_endpoints", "Webhook endpoints"))
+    if request.app.get(AUDIT) is not None:
+        links.append(NavLink("audit", "/dashboard/audit", "Audit trail"))
+    return links
 
 
 def page(
