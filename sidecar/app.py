@@ -86,6 +86,11 @@ from sidecar.web import (
     audit,
     auth,
     dashboard,
+    dashboard_audit,
+    dashboard_oauth,
+    dashboard_page,
+    dashboard_signing,
+    dashboard_webhooks,
     hasura,
     hasura_events,
     keys,
@@ -607,9 +612,11 @@ def create_app(
     app[VERSION] = __version__
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(ratelimit.add_headers)
-    app[dashboard.TEMPLATES] = dashboard.make_templates()
+    app[dashboard_page.TEMPLATES] = dashboard_page.make_templates()
+    app[dashboard_page.COOKIE_SECURE] = settings.dashboard_cookie_secure
     app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header
-    routes = (auth, keys, dashboard, hasura, tokens, webhook_endpoints, hasura_events, ops, audit, oauth, oauth_clients)
+    pages = (dashboard, dashboard_signing, dashboard_oauth, dashboard_webhooks, dashboard_audit)
+    routes = (auth, keys, *pages, hasura, tokens, webhook_endpoints, hasura_events, ops, audit, oauth, oauth_clients)
     app[openapi.DOCUMENT] = openapi.document_bytes(
         version=__version__, server_url=settings.base_url(), events_header=settings.webhook.hasura_events_header
     )

@@ -1,7 +1,9 @@
 """A Python client for the sidecar, for other services: ``SidecarClient`` (async) and ``SyncSidecarClient``.
 
-It retries with exponential backoff and full jitter on 429 (honouring ``Retry-After``), on
-502/503/504 and on connection errors, never on other 4xx; errors are typed by the API's code.
+It retries with exponential backoff and full jitter on 429 (honouring ``Retry-After``, in seconds
+or as an HTTP-date; a wait longer than ``RetryPolicy.max_delay_s`` is raised at once), on
+502/503/504 and on connection errors, never on other 4xx; errors are typed by the API's code
+(``REVOKED_API_KEY`` is ``RevokedApiKeyError``, an ``AuthenticationError``).
 It depends only on aiohttp and the standard library, so a service can vendor it.
 
 Receivers of the sidecar's signed webhooks check them with ``verify_webhook`` (or
@@ -12,6 +14,7 @@ module ``sidecar.domain.signatures``.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json as jsonlib
 import random
 import time
@@ -46,7 +49,31 @@ class InvalidRequestError(SidecarClientError):
 
 
 class AuthenticationError(SidecarClientError):
-    """401: ``INVALID_API_KEY``, ``EXPIRED_API_KEY``, ``REVOKED_API_KEY``, ``INVALID_TOKEN``, ..."""
+    """401: ``UNAUTHENTICATED``, or one of the subclasses below."""
+
+
+class InvalidApiKeyError(AuthenticationError):
+    """401 ``INVALID_API_KEY``: no such key, or a malformed one."""
+
+
+class ExpiredApiKeyError(AuthenticationError):
+    """401 ``EXPIRED_API_KEY``."""
+
+
+class RevokedApiKeyError(AuthenticationError):
+    """401 ``REVOKED_API_KEY``."""
+
+
+class InvalidTokenError(AuthenticationError):
+    """401 ``INVALID_TOKEN``."""
+
+
+class TokenExpiredError(AuthenticationError):
+    """401 ``TOKEN_EXPIRED``."""
+
+
+class InvalidSignatureError(AuthenticationError):
+    """401 ``INVALID_SIGNATURE``."""
 
 
 class PermissionDeniedError(SidecarClientError):
@@ -73,10 +100,29 @@ class ServerError(SidecarClientError):
     """5xx after the retries ran out."""
 
 
+class ServiceUnavailableError(ServerError):
+    """503 ``SERVICE_UNAVAILABLE`` after the retries ran out (the store or cache is away)."""
+
+
 class SidecarConnectionError(SidecarClientError):
     """The sidecar could not be reached after the retries ran out."""
 
 
+#: The API's error codes (``sidecar.errors``), each with its own exception.
+_BY_CODE: dict[str, type[SidecarClientError]] = {
+    "INVALID_REQUEST": InvalidRequestError,
+    "UNAUTHENTICATED": AuthenticationError,
+    "INVALID_API_KEY": InvalidApiKeyError,
+    "EXPIRED_API_KEY": ExpiredApiKeyError,
+    "REVOKED_API_KEY": RevokedApiKeyError,
+    "INVALID_TOKEN": InvalidTokenError,
+    "TOKEN_EXPIRED": TokenExpiredError,
+    "INVALID_SIGNATURE": InvalidSignatureError,
+    "INSUFFICIENT_PERMISSIONS": PermissionDeniedError,
+    "NOT_FOUND": NotFoundError,
+    "CONFLICT": ConflictError,
+    "SERVICE_UNAVAILABLE": ServiceUnavailableError,
+}
 _BY_STATUS: dict[int, type[SidecarClientError]] = {
     400: InvalidRequestError,
     401: AuthenticationError,
@@ -103,14 +149,22 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
+def _retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """``Retry-After`` in seconds from now: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
     raw = headers.get("Retry-After")
     if raw is None:
         return None
     try:
         return max(0.0, float(raw))
     except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
 
 
 class SidecarClient:
@@ -126,6 +180,7 @@ class SidecarClient:
         token_refresh_margin_s: float = 60.0,
         session: aiohttp.ClientSession | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._api_key = api_key
@@ -135,6 +190,7 @@ class SidecarClient:
         self._session = session
         self._owns_session = session is None
         self._sleep = sleep
+        self._clock = clock
         self._tokens: dict[tuple[Any, ...], AccessToken] = {}
 
     async def __aenter__(self) -> Self:
@@ -177,12 +233,13 @@ class SidecarClient:
                 raise error
             delay = self._retry.backoff(attempt)
             if isinstance(error, RateLimitedError) and error.retry_after is not None:
+                if error.retry_after > self._retry.max_delay_s:
+                    raise error  # told to wait longer than we ever would: the caller decides
                 delay = max(delay, error.retry_after)
             await self._sleep(delay)
             attempt += 1
 
-    @staticmethod
-    def _error(status: int, body: bytes, headers: Mapping[str, str]) -> SidecarClientError:
+    def _error(self, status: int, body: bytes, headers: Mapping[str, str]) -> SidecarClientError:
         code, message = "HTTP_ERROR", f"HTTP {status}"
         try:
             data = jsonlib.loads(body)
@@ -190,7 +247,11 @@ class SidecarClient:
         except (ValueError, AttributeError):
             pass
         if status == 429:
-            return RateLimitedError(message, code=code, status=status, retry_after=_retry_after(headers))
+            retry_after = _retry_after(headers, self._clock())
+            return RateLimitedError(message, code=code, status=status, retry_after=retry_after)
+        by_code = _BY_CODE.get(code)
+        if by_code is not None:
+            return by_code(message, code=code, status=status)
         if status >= 500:
             return ServerError(message, code=code, status=status)
         return _BY_STATUS.get(status, SidecarClientError)(message, code=code, status=status)
@@ -214,11 +275,11 @@ class SidecarClient:
         """A session JWT for the key, reused until ``token_refresh_margin_s`` before it expires."""
         cache_key = (role, tuple(permissions) if permissions is not None else None, ttl)
         cached = self._tokens.get(cache_key)
-        if cached is not None and cached.expires_at - self._margin > time.time():
+        if cached is not None and cached.expires_at - self._margin > self._clock():
             return cached.token
         body = {k: v for k, v in {"role": role, "permissions": permissions, "ttl": ttl}.items() if v is not None}
         data = await self.request("POST", "/v1/auth/token", json=body or None)
-        token = AccessToken(token=data["access_token"], expires_at=time.time() + float(data["expires_in"]))
+        token = AccessToken(token=data["access_token"], expires_at=self._clock() + float(data["expires_in"]))
         self._tokens[cache_key] = token
         return token.token
 

@@ -330,6 +330,9 @@ class Settings(BaseSettings):
         20.0, gt=0, le=600, description="after SIGTERM: how long requests in flight may take to finish"
     )
     dashboard_session_ttl_s: int = Field(1800, ge=60, le=86_400, description="dashboard sign-in lifetime")
+    dashboard_cookie_secure: Literal["auto", "always", "never"] = Field(
+        "auto", description="Secure flag on the dashboard's cookies; auto: when the request came over TLS"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     key_cache: KeyCacheSettings = KeyCacheSettings()
     webhook: WebhookSettings = WebhookSettings()

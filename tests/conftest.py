@@ -130,3 +130,26 @@ async def pg_url(pg_server_url: str) -> AsyncIterator[str]:
     await admin(f"CREATE SCHEMA {schema}")
     yield with_search_path(pg_server_url, schema)
     await admin(f"DROP SCHEMA {schema} CASCADE")
+
+
+# --- screenshots and other files the browser tests leave for review ----------------------------
+
+_STARTED = pytest.StashKey[float]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import time
+
+    session.config.stash[_STARTED] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Name the artifacts (screenshots) this run wrote, so a reviewer can open them."""
+    from tests.browser import ARTIFACTS
+
+    started = config.stash.get(_STARTED, 0.0)
+    written = sorted(p for p in ARTIFACTS.glob("*") if p.is_file() and p.stat().st_mtime >= started)
+    if written:
+        terminalreporter.section("artifacts for review (git-ignored)")
+        for path in written:
+            terminalreporter.write_line(str(path))

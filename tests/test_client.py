@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from sidecar.client import (
     AuthenticationError,
+    InvalidApiKeyError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
     RetryPolicy,
+    RevokedApiKeyError,
     ServerError,
+    ServiceUnavailableError,
     SidecarClient,
     SidecarConnectionError,
     SyncSidecarClient,
 )
+from tests.conftest import bearer
 
 Client = TestClient[Any, Any]
 
@@ -62,6 +68,10 @@ async def test_manages_keys_against_the_real_server(client: Client, admin_key: s
         with pytest.raises(AuthenticationError) as info:
             await revoked_client.permissions()
         assert info.value.code == "REVOKED_API_KEY"
+        assert isinstance(info.value, RevokedApiKeyError)
+    async with SidecarClient(url(client), "sk_live_" + "x" * 40) as unknown:
+        with pytest.raises(InvalidApiKeyError):
+            await unknown.permissions()
 
 
 async def _flaky_server(aiohttp_client: Any, failures: list[web.Response]) -> tuple[Client, list[int]]:
@@ -177,3 +187,127 @@ def admin_key_server(settings: Any, bootstrap: Any) -> Any:
     yield f"http://127.0.0.1:{stop['port']}", bootstrap.key
     stop["loop"].call_soon_threadsafe(stop["loop"].stop)
     thread.join(10)
+
+
+# --- in front of the running server: a proxy that fails the first requests, then forwards -----
+
+
+class FaultyProxy:
+    """Answers with ``failures`` first, then forwards every request to the real sidecar."""
+
+    def __init__(self, upstream: str, failures: list[web.Response]) -> None:
+        self.upstream = upstream
+        self.failures = failures
+        self.calls: list[str] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.calls.append(f"{request.method} {request.path}")
+        if self.failures:
+            return self.failures.pop(0)
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                request.method, self.upstream + request.path_qs, data=await request.read(), headers=headers
+            ) as resp,
+        ):
+            return web.Response(body=await resp.read(), status=resp.status, content_type=resp.content_type)
+
+
+async def _proxy(aiohttp_client: Any, upstream: Client, failures: list[web.Response]) -> tuple[str, FaultyProxy]:
+    proxy = FaultyProxy(url(upstream), failures)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", proxy.handle)
+    return url(await aiohttp_client(app)), proxy
+
+
+async def test_the_running_server_behind_a_429_with_retry_after_then_200(
+    aiohttp_client: Any, client: Client, admin_key: str
+) -> None:
+    limited = web.json_response(
+        {"error": "RATE_LIMITED", "message": "slow down"}, status=429, headers={"Retry-After": "1"}
+    )
+    base, proxy = await _proxy(aiohttp_client, client, [limited])
+    sleeps = Sleeps()
+    async with SidecarClient(base, admin_key, sleep=sleeps) as sidecar:
+        permissions = await sidecar.permissions()
+    assert permissions["role"] == "super_admin"  # the real server's answer
+    assert proxy.calls == ["GET /v1/auth/permissions"] * 2
+    assert len(sleeps.delays) == 1
+    assert sleeps.delays[0] >= 1
+
+
+async def test_the_running_server_behind_two_503s_creates_the_key_once(
+    aiohttp_client: Any, client: Client, admin_key: str
+) -> None:
+    unavailable = [
+        web.json_response({"error": "SERVICE_UNAVAILABLE", "message": "the store is away"}, status=503)
+        for _ in range(2)
+    ]
+    base, proxy = await _proxy(aiohttp_client, client, unavailable)
+    sleeps = Sleeps()
+    retry = RetryPolicy(max_retries=3, base_delay_s=0.1, max_delay_s=5)
+    async with SidecarClient(base, admin_key, retry=retry, sleep=sleeps) as sidecar:
+        created = await sidecar.create_key(name="behind-503s", role="viewer")
+        listed = await sidecar.list_keys(limit=100)
+    assert created["key"].startswith("rk_view_")
+    assert [k["name"] for k in listed["data"]].count("behind-503s") == 1
+    assert proxy.calls[:3] == ["POST /v1/api_keys"] * 3
+    assert len(sleeps.delays) == 2
+    assert sleeps.delays[0] <= 0.1
+    assert sleeps.delays[1] <= 0.2
+
+
+async def test_503s_past_the_retries_are_a_typed_error(aiohttp_client: Any, client: Client, admin_key: str) -> None:
+    unavailable = [web.json_response({"error": "SERVICE_UNAVAILABLE", "message": "x"}, status=503) for _ in range(3)]
+    base, proxy = await _proxy(aiohttp_client, client, unavailable)
+    async with SidecarClient(base, admin_key, retry=RetryPolicy(max_retries=2), sleep=Sleeps()) as sidecar:
+        with pytest.raises(ServiceUnavailableError) as info:
+            await sidecar.permissions()
+    assert info.value.status == 503
+    assert len(proxy.calls) == 3
+
+
+async def test_a_retry_after_http_date_is_honoured(aiohttp_client: Any) -> None:
+    now = 1_800_000_000.0
+    when = email.utils.formatdate(now + 3, usegmt=True)
+    limited = web.json_response({"error": "RATE_LIMITED", "message": "x"}, status=429, headers={"Retry-After": when})
+    server, calls = await _flaky_server(aiohttp_client, [limited])
+    sleeps = Sleeps()
+    async with SidecarClient(url(server), "k", sleep=sleeps, clock=lambda: now) as sidecar:
+        await sidecar.permissions()
+    assert len(calls) == 2
+    assert sleeps.delays[0] == pytest.approx(3.0)
+
+
+async def test_a_retry_after_longer_than_we_would_wait_is_raised_at_once(aiohttp_client: Any) -> None:
+    limited = web.json_response({"error": "RATE_LIMITED", "message": "x"}, status=429, headers={"Retry-After": "3600"})
+    server, calls = await _flaky_server(aiohttp_client, [limited])
+    sleeps = Sleeps()
+    async with SidecarClient(url(server), "k", sleep=sleeps, retry=RetryPolicy(max_delay_s=10)) as sidecar:
+        with pytest.raises(RateLimitedError) as info:
+            await sidecar.permissions()
+    assert info.value.retry_after == 3600
+    assert len(calls) == 1
+    assert sleeps.delays == []
+
+
+async def test_the_token_is_cached_until_shortly_before_it_expires(
+    aiohttp_client: Any, client: Client, admin_key: str
+) -> None:
+    base, proxy = await _proxy(aiohttp_client, client, [])
+    now = [1_800_000_000.0]
+    async with SidecarClient(base, admin_key, clock=lambda: now[0], token_refresh_margin_s=60) as sidecar:
+        first = await sidecar.token()
+        lifetime = float((await (await client.post("/v1/auth/token", headers=bearer(admin_key))).json())["expires_in"])
+        now[0] += lifetime - 61
+        assert await sidecar.token() == first
+        assert proxy.calls.count("POST /v1/auth/token") == 1
+        now[0] += 2  # within the refresh margin: a fresh token
+        await sidecar.token()
+        assert proxy.calls.count("POST /v1/auth/token") == 2
+        narrowed = await sidecar.token(permissions=["orders:read"])
+        assert narrowed != first
+        assert proxy.calls.count("POST /v1/auth/token") == 3
+    claims = await (await client.get("/v1/auth/validate", headers=bearer(first))).json()
+    assert claims["valid"] is True

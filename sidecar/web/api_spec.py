@@ -172,6 +172,8 @@ def _oauth_clients() -> list[Operation]:
 def _pages() -> list[Operation]:
     page: dict[int, Body] = {200: HTML, 303: ""}
     one = "/dashboard/api_keys/{key_id}"
+    client = "/dashboard/oauth_clients/{client_id}"
+    endpoint = "/dashboard/webhook_endpoints/{endpoint_id}"
     return [
         Operation("GET", "/dashboard", "The operator's dashboard", "Dashboard", {302: "", 303: ""}, auth="page"),
         Operation("GET", "/dashboard/static/{filename}", "The dashboard's stylesheet and scripts", "Dashboard",
@@ -190,6 +192,27 @@ def _pages() -> list[Operation]:
                   body=wire.SignInForm, body_type=FORM),
         Operation("POST", one + "/roll", "Roll a key", "Dashboard", page, auth="page",
                   body=wire.SignInForm, body_type=FORM),
+        Operation("GET", "/dashboard/signing_keys", "Signing keys", "Dashboard", page, auth="page"),
+        Operation("POST", "/dashboard/signing_keys/rotate", "Rotate the signing key", "Dashboard", page,
+                  auth="page", body=wire.SignInForm, body_type=FORM),
+        Operation("GET", "/dashboard/oauth_clients", "OAuth clients", "Dashboard", page, auth="page"),
+        Operation("POST", "/dashboard/oauth_clients", "Register an OAuth client from the form", "Dashboard", page,
+                  auth="page", body=wire.SignInForm, body_type=FORM),
+        Operation("GET", client + "/delete", "Confirm deleting an OAuth client", "Dashboard", page, auth="page"),
+        Operation("POST", client + "/delete", "Delete an OAuth client", "Dashboard", page, auth="page",
+                  body=wire.SignInForm, body_type=FORM),
+        Operation("GET", "/dashboard/webhook_endpoints", "Webhook endpoints", "Dashboard", page, auth="page"),
+        Operation("POST", "/dashboard/webhook_endpoints", "Create a webhook endpoint from the form", "Dashboard",
+                  page, auth="page", body=wire.SignInForm, body_type=FORM),
+        Operation("GET", endpoint + "/roll", "Confirm rolling an endpoint's secret", "Dashboard", page,
+                  auth="page"),
+        Operation("GET", endpoint + "/delete", "Confirm deleting a webhook endpoint", "Dashboard", page,
+                  auth="page"),
+        Operation("POST", endpoint + "/roll", "Roll an endpoint's signing secret", "Dashboard", page, auth="page",
+                  body=wire.SignInForm, body_type=FORM),
+        Operation("POST", endpoint + "/delete", "Delete a webhook endpoint", "Dashboard", page, auth="page",
+                  body=wire.SignInForm, body_type=FORM),
+        Operation("GET", "/dashboard/audit", "The audit trail", "Dashboard", page, auth="page"),
     ]  # fmt: skip
 
 

@@ -1,85 +1,40 @@
-"""``/dashboard``: the operator's pages (Settings → API Keys), server-rendered, usable without JS."""
+"""``/dashboard``: sign-in and out, and Settings → API Keys; server-rendered, usable without JS."""
 
 from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, time
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from aiohttp import web
 
 from sidecar.domain.console import ConsoleSession
 from sidecar.domain.keys import NewKey
 from sidecar.errors import InvalidRequest, NotFound, SidecarError
-from sidecar.models import Environment, KeyType
+from sidecar.models import ApiKeyRecord, Environment, KeyType, Page
 from sidecar.web.audit import RequestAudit
+from sidecar.web.dashboard_page import (
+    HERE,
+    SESSION_COOKIE,
+    Form,
+    cookie_secure,
+    form_session,
+    guarded,
+    page,
+    redirect,
+    session_of,
+    text,
+)
 from sidecar.web.render import key_json
 from sidecar.web.state import SERVICES
 
 routes = web.RouteTableDef()
-SESSION_COOKIE = "sidecar_session"
 LOGIN_CSRF_COOKIE = "sidecar_login_csrf"
-HERE = Path(__file__).parent
-TEMPLATES = web.AppKey("dashboard_templates", jinja2.Environment)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
-
-def make_templates() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(HERE / "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters["short"] = lambda value: value[:16].replace("T", " ") if value else "—"
-    return env
-
-
-def _page(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
-    context.setdefault("error", None)
-    context.setdefault("session", None)
-    context.setdefault("active", "keys")
-    body = request.app[TEMPLATES].get_template(template).render(**context)
-    return web.Response(text=body, status=status, content_type="text/html", headers=SECURITY_HEADERS)
-
-
-def _redirect(location: str) -> web.HTTPSeeOther:
-    return web.HTTPSeeOther(location, headers=SECURITY_HEADERS)
-
-
-async def _session(request: web.Request) -> ConsoleSession:
-    """The signed-in session, or a redirect to the sign-in page."""
-    try:
-        return await request.app[SERVICES].console.resume(request.cookies.get(SESSION_COOKIE))
-    except SidecarError:
-        raise _redirect("/dashboard/login") from None
-
-
-async def _form_session(request: web.Request) -> tuple[ConsoleSession, Any]:
-    session = await _session(request)
-    form = await request.post()
-    request.app[SERVICES].console.check_csrf(session, _text(form.get("csrf_token")))
-    return session, form
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 @routes.get("/dashboard")
 async def home(request: web.Request) -> web.Response:
-    raise _redirect("/dashboard/api_keys")
+    raise redirect("/dashboard/api_keys")
 
 
 @routes.get("/dashboard/login")
@@ -89,9 +44,9 @@ async def login_page(request: web.Request) -> web.Response:
 
 def _login(request: web.Request, *, error: str | None = None, status: int = 200) -> web.Response:
     token = secrets.token_urlsafe(24)
-    response = _page(request, "login.html", csrf_token=token, error=error, status=status)
+    response = page(request, "login.html", csrf_token=token, error=error, status=status)
     response.set_cookie(
-        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=request.secure, path="/dashboard"
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=cookie_secure(request), path="/dashboard"
     )
     return response
 
@@ -101,21 +56,21 @@ async def login(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     form = await request.post()
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    presented = _text(form.get("csrf_token")) or ""
+    presented = text(form.get("csrf_token")) or ""
     if not expected or not secrets.compare_digest(expected.encode(), presented.encode()):
         return _login(request, error="The form has expired; try again.", status=400)
     try:
-        principal = await services.authenticator.authenticate((_text(form.get("api_key")) or "").strip() or None)
+        principal = await services.authenticator.authenticate((text(form.get("api_key")) or "").strip() or None)
         cookie = services.console.start(principal)
     except SidecarError as exc:
         return _login(request, error=exc.message, status=exc.status)
-    response = _redirect("/dashboard/api_keys")
+    response = redirect("/dashboard/api_keys")
     response.set_cookie(
         SESSION_COOKIE,
         cookie,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=cookie_secure(request),
         path="/dashboard",
         max_age=services.console.ttl_s,
     )
@@ -124,11 +79,27 @@ async def login(request: web.Request) -> web.Response:
 
 
 @routes.post("/dashboard/logout")
+@guarded("keys")
 async def logout(request: web.Request) -> web.Response:
-    # Signing out needs no valid session or form: it only clears this browser's cookie.
-    response = _redirect("/dashboard/login")
+    # A live session signs out only with its CSRF token (no cross-site sign-out); a stale or
+    # forged cookie is simply cleared.
+    services = request.app[SERVICES]
+    try:
+        session = await services.console.resume(request.cookies.get(SESSION_COOKIE))
+    except SidecarError:
+        session = None
+    if session is not None:
+        form = await request.post()
+        services.console.check_csrf(session, text(form.get("csrf_token")))
+    response = redirect("/dashboard/login")
     response.del_cookie(SESSION_COOKIE, path="/dashboard")
     raise response
+
+
+async def _all_keys(request: web.Request, session: ConsoleSession) -> Page[ApiKeyRecord]:
+    return await request.app[SERVICES].keys.list(
+        viewer=session.principal, org_id=None, key_type=None, limit=50, starting_after=None
+    )
 
 
 async def _keys_page(
@@ -139,22 +110,22 @@ async def _keys_page(
     org = request.query.get("org_id") or None
     try:
         key_type = KeyType(raw_type) if raw_type else None
-        page = await services.keys.list(
+        listing = await services.keys.list(
             viewer=session.principal,
             org_id=org,
             key_type=key_type,
             limit=50,
             starting_after=request.query.get("starting_after") or None,
         )
-    except (ValueError, SidecarError) as exc:
-        error = getattr(exc, "message", "invalid filter")
-        page = await services.keys.list(
-            viewer=session.principal, org_id=None, key_type=None, limit=50, starting_after=None
-        )
+    except ValueError:
+        error = f"no key type {(raw_type or '')[:32]!r}; choose one from the list"
+        listing = await _all_keys(request, session)
+    except SidecarError as exc:
+        error, listing = exc.message, await _all_keys(request, session)
     now = services.keys.now()
-    keys = [key_json(r, now) for r in page.data]
+    keys = [key_json(r, now) for r in listing.data]
     next_query = ""
-    if page.has_more and keys:
+    if listing.has_more and keys:
         params = {k: v for k, v in request.query.items() if k != "starting_after"}
         next_query = urlencode({**params, "starting_after": keys[-1]["id"]})
     grantable = [
@@ -162,7 +133,7 @@ async def _keys_page(
         for r in session.principal.allowed_roles
         if r not in ("anonymous", "restricted") and services.policy.has_role(r)
     ]
-    return _page(
+    return page(
         request,
         "keys.html",
         status=status,
@@ -182,17 +153,17 @@ async def _keys_page(
 
 @routes.get("/dashboard/api_keys")
 async def keys_page(request: web.Request) -> web.Response:
-    return await _keys_page(request, await _session(request))
+    return await _keys_page(request, await session_of(request))
 
 
-def _spec_from_form(form: Any) -> NewKey:
+def _spec_from_form(form: Form) -> NewKey:
     try:
-        key_type = KeyType(_text(form.get("type")) or "secret")
-        environment = Environment(_text(form.get("environment")) or "live")
+        key_type = KeyType(text(form.get("type")) or "secret")
+        environment = Environment(text(form.get("environment")) or "live")
     except ValueError:
         raise InvalidRequest("choose a key type and environment from the lists", reason="bad_form") from None
     expires_at = None
-    raw_expiry = _text(form.get("expires_at"))
+    raw_expiry = text(form.get("expires_at"))
     if raw_expiry:
         try:
             expires_at = datetime.combine(datetime.strptime(raw_expiry, "%Y-%m-%d").date(), time.max, tzinfo=UTC)
@@ -200,24 +171,25 @@ def _spec_from_form(form: Any) -> NewKey:
             raise InvalidRequest("expiry must be a date (YYYY-MM-DD)", reason="bad_form") from None
     return NewKey(
         type=key_type,
-        role=(_text(form.get("role")) or None) if key_type is KeyType.SECRET else None,
+        role=(text(form.get("role")) or None) if key_type is KeyType.SECRET else None,
         environment=environment,
-        name=(_text(form.get("name")) or "").strip()[:200],
+        name=(text(form.get("name")) or "").strip()[:200],
         permissions=tuple(p for p in form.getall("permissions", []) if isinstance(p, str)),
         expires_at=expires_at,
     )
 
 
 @routes.post("/dashboard/api_keys")
+@guarded("keys")
 async def create_key(request: web.Request) -> web.Response:
-    session, form = await _form_session(request)
+    session, form = await form_session(request)
     services = request.app[SERVICES]
     try:
         issued = await services.keys.create(_spec_from_form(form), grantor=session.principal)
     except SidecarError as exc:
         return await _keys_page(request, session, error=exc.message, status=exc.status)
     await RequestAudit(request, session.principal).key_created(issued.record)
-    return _page(
+    return page(
         request,
         "key_created.html",
         status=201,
@@ -230,14 +202,14 @@ async def create_key(request: web.Request) -> web.Response:
 
 
 async def _confirm(request: web.Request, *, roll: bool) -> web.Response:
-    session = await _session(request)
+    session = await session_of(request)
     services = request.app[SERVICES]
     key_id = request.match_info["key_id"]
     try:
         record = await services.keys.get(key_id, viewer=session.principal)
     except SidecarError as exc:
         return await _keys_page(request, session, error=exc.message, status=exc.status)
-    return _page(
+    return page(
         request,
         "confirm.html",
         session=session,
@@ -265,22 +237,24 @@ async def confirm_roll(request: web.Request) -> web.Response:
 
 
 @routes.post("/dashboard/api_keys/{key_id}/revoke")
+@guarded("keys")
 async def revoke_key(request: web.Request) -> web.Response:
-    session, _ = await _form_session(request)
+    session, _ = await form_session(request)
     try:
         record = await request.app[SERVICES].keys.revoke(request.match_info["key_id"], viewer=session.principal)
     except SidecarError as exc:
         return await _keys_page(request, session, error=exc.message, status=exc.status)
     await RequestAudit(request, session.principal).key_revoked(record)
-    raise _redirect("/dashboard/api_keys")
+    raise redirect("/dashboard/api_keys")
 
 
 @routes.post("/dashboard/api_keys/{key_id}/roll")
+@guarded("keys")
 async def roll_key(request: web.Request) -> web.Response:
-    session, form = await _form_session(request)
+    session, form = await form_session(request)
     services = request.app[SERVICES]
     try:
-        expires_in = int(_text(form.get("expires_in")) or "0")
+        expires_in = int(text(form.get("expires_in")) or "0")
         if not 0 <= expires_in <= 30 * 86_400:
             raise ValueError
         issued, old = await services.keys.roll(
@@ -292,7 +266,7 @@ async def roll_key(request: web.Request) -> web.Response:
         return await _keys_page(request, session, error=exc.message, status=exc.status)
     await RequestAudit(request, session.principal).key_rolled(old, issued.record)
     now = services.keys.now()
-    return _page(
+    return page(
         request,
         "key_created.html",
         status=201,

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import ssl
+from datetime import UTC, datetime, timedelta
+from http.cookies import Morsel
+from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from sidecar.app import create_app
+from sidecar.ports.clock import FrozenClock
+from sidecar.settings import Settings
 from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium
-from tests.conftest import bearer
+from tests.conftest import Bootstrap, ClientFactory, bearer
 
 Client = TestClient[Any, Any]
 
@@ -175,3 +183,106 @@ async def test_revoking_the_signed_in_key_ends_its_session(client: Client, admin
     resp = await client.get("/dashboard/api_keys", allow_redirects=False)
     assert resp.status == 303
     assert resp.headers["Location"] == "/dashboard/login"
+
+
+def _self_signed_tls(tmp_path: Path) -> ssl.SSLContext:
+    """A TLS server context with a fresh self-signed certificate for 127.0.0.1."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    return context
+
+
+async def _session_cookie(client: Client, admin_key: str) -> Morsel[str]:
+    login = await client.get("/dashboard/login", ssl=False)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', await login.text())
+    assert token is not None
+    csrf_cookie = login.cookies["sidecar_login_csrf"]
+    assert csrf_cookie["samesite"] == "Strict"
+    # sent by hand: a Secure cookie never leaves the client's jar over plain HTTP (as in a browser
+    # talking https to a proxy that terminates TLS, which is what "always" is for)
+    resp = await client.post(
+        "/dashboard/login",
+        data={"csrf_token": token.group(1), "api_key": admin_key},
+        headers={"Cookie": f"sidecar_login_csrf={csrf_cookie.value}"},
+        allow_redirects=False,
+        ssl=False,
+    )
+    assert resp.status == 303
+    return resp.cookies["sidecar_session"]
+
+
+async def test_the_session_cookie_is_secure_over_tls_strict_and_short_lived(
+    aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock, bootstrap: Bootstrap, tmp_path: Path
+) -> None:
+    app = create_app(settings, clock=clock, on_bootstrap=bootstrap)
+    server = TestServer(app)
+    await server.start_server(ssl=_self_signed_tls(tmp_path))
+    client = await aiohttp_client(server)
+    assert str(client.make_url("")).startswith("https://")
+    cookie = await _session_cookie(client, bootstrap.key)
+    assert cookie["secure"]
+    assert cookie["httponly"]
+    assert cookie["samesite"] == "Strict"
+    assert cookie["path"] == "/dashboard"
+    assert cookie["max-age"] == str(settings.dashboard_session_ttl_s) == "1800"
+
+
+async def test_the_session_cookie_is_not_secure_over_plain_http_unless_told(
+    aiohttp_client: ClientFactory, make_settings: Any, clock: FrozenClock, bootstrap: Bootstrap
+) -> None:
+    plain = await aiohttp_client(create_app(make_settings(), clock=clock, on_bootstrap=bootstrap))
+    assert not (await _session_cookie(plain, bootstrap.key))["secure"]
+    behind_proxy = make_settings(dashboard_cookie_secure="always", dashboard_session_ttl_s=600)
+    told = await aiohttp_client(create_app(behind_proxy, clock=clock, on_bootstrap=bootstrap))
+    cookie = await _session_cookie(told, bootstrap.issued[-1].key)
+    assert cookie["secure"]
+    assert cookie["max-age"] == "600"
+
+
+async def test_the_session_expires_after_its_lifetime(client: Client, admin_key: str, clock: FrozenClock) -> None:
+    await _signed_in(client, admin_key)
+    clock.advance(1801)
+    resp = await client.get("/dashboard/api_keys", allow_redirects=False)
+    assert resp.status == 303
+    assert resp.headers["Location"] == "/dashboard/login"
+
+
+async def test_signing_out_needs_the_sessions_csrf_token(client: Client, admin_key: str) -> None:
+    csrf = await _signed_in(client, admin_key)
+    forged = await client.post("/dashboard/logout", data={}, allow_redirects=False)
+    assert forged.status == 401
+    assert (await client.get("/dashboard/api_keys", allow_redirects=False)).status == 200
+    out = await client.post("/dashboard/logout", data={"csrf_token": csrf}, allow_redirects=False)
+    assert out.status == 303
+    assert out.cookies["sidecar_session"].value == ""
+    assert (await client.get("/dashboard/api_keys", allow_redirects=False)).status == 303
+
+
+async def test_an_unknown_type_filter_is_said_plainly(client: Client, admin_key: str) -> None:
+    await _signed_in(client, admin_key)
+    resp = await client.get("/dashboard/api_keys?type=bogus")
+    assert resp.status == 200
+    assert "no key type &#39;bogus&#39;; choose one from the list" in await resp.text()
