@@ -28,6 +28,7 @@ from sidecar.domain.oauth_clients import OAuthClientService
 from sidecar.domain.oauth_jwt import OAuthAccessTokens
 from sidecar.domain.oauth_tokens import AccessTokenIssuer, RevocationCheckingVerifier, TokenEndpoint
 from sidecar.domain.operations import OperationPolicy, OperationReader
+from sidecar.domain.origins import BrowserOrigins
 from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.domain.revocations import TokenRevocations
@@ -82,6 +83,7 @@ from sidecar.settings import Settings, load_role_model, load_table_model
 from sidecar.web import (
     audit,
     auth,
+    cors,
     dashboard,
     hasura,
     hasura_events,
@@ -239,7 +241,9 @@ def build_hasura_webhook(
 ) -> hasura.HasuraWebhook:
     """The webhook's pipeline: a presented credential (API key, session JWT), then anonymous."""
     s = settings.hasura_webhook
-    steps: list[CredentialAuthenticator] = [PresentedCredential(authenticator)]
+    steps: list[CredentialAuthenticator] = [
+        PresentedCredential(authenticator, BrowserOrigins(settings.cors.allowed_origins))
+    ]
     if s.anonymous:
         role = s.anonymous_role
         steps.append(Anonymous(role, policy.role_scopes(role) if policy.has_role(role) else ()))
@@ -501,9 +505,24 @@ def create_app(
     app[VERSION] = __version__
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(ratelimit.add_headers)
+    app[cors.CORS] = cors.CorsPolicy(BrowserOrigins(settings.cors.allowed_origins), settings.cors.max_age_s)
+    app.on_response_prepare.append(cors.add_headers)
     app[dashboard.TEMPLATES] = dashboard.make_templates()
     app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header
-    routes = (auth, keys, dashboard, hasura, tokens, webhook_endpoints, hasura_events, ops, audit, oauth, oauth_clients)
+    routes = (
+        cors,
+        auth,
+        keys,
+        dashboard,
+        hasura,
+        tokens,
+        webhook_endpoints,
+        hasura_events,
+        ops,
+        audit,
+        oauth,
+        oauth_clients,
+    )
     for module in (*routes, revoke):
         app.router.add_routes(module.routes)
     if settings.metrics.enabled:

@@ -18,6 +18,9 @@ call                                                   family (labels)
 ``store_call(operation, seconds)``                     ``sidecar_store_call_duration_seconds``
 ``redis_call(operation, seconds)``                     ``sidecar_redis_call_duration_seconds``
 ``rate_limited(scope)``                                ``sidecar_rate_limit_rejections_total``
+``browser_credential_refused(reason, key_type)``      ``sidecar_browser_credential_refusals_total``
+                                                       (reason: ``secret_key_from_browser``/
+                                                       ``origin_not_allowed``, key_type)
 ``signing_key_loaded(slot, created_at)``               ``sidecar_signing_key_age_seconds`` (slot:
                                                        current/next/previous); age computed at scrape
 (constructor)                                          ``sidecar_build_info`` (version, python)
@@ -157,6 +160,13 @@ class Metrics:
         self._rate_limited = Counter(
             "sidecar_rate_limit_rejections", "Requests rejected by a rate limit, by scope.", ("scope",), registry=r
         )
+        self._browser_refusals = Counter(
+            "sidecar_browser_credential_refusals",
+            "Credentials refused because of the browser Origin they came with: a secret or restricted key in "
+            "a browser (leaked), or a publishable key from an origin it does not allow.",
+            ("reason", "key_type"),
+            registry=r,
+        )
         self._key_age = Gauge(
             "sidecar_signing_key_age_seconds",
             "Age of each loaded signing key, by slot (current, next, previous).",
@@ -234,6 +244,10 @@ class Metrics:
     def rate_limited(self, scope: str) -> None:
         """One request rejected with 429 by the limit named ``scope`` (``api_key``, ``ip``, …)."""
         self._rate_limited.labels(scope=safe_label(scope)).inc()
+
+    def browser_credential_refused(self, reason: str, key_type: str) -> None:
+        """One credential refused for the ``Origin`` it came with (``reason``: why; ``key_type``: its type)."""
+        self._browser_refusals.labels(reason=safe_label(reason), key_type=safe_label(key_type)).inc()
 
     def signing_key_loaded(self, slot: str, created_at: float | None) -> None:
         """The key in ``slot`` (``current``, ``next``, ``previous``) was created at ``created_at``

@@ -84,6 +84,8 @@ class Principal:
     expires_at: datetime | None = None
     token_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: a publishable key's browser origins (empty: any); see ``sidecar.domain.origins``
+    allowed_origins: tuple[str, ...] = ()
 
 
 class ClientType(enum.StrEnum):

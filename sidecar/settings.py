@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sidecar.domain.origins import normalize_origins
 from sidecar.domain.rbac import RoleModel
 from sidecar.domain.tables import TableModel
 from sidecar.errors import ConfigError
@@ -220,6 +221,21 @@ class JwtSettings(BaseModel):
         return self
 
 
+class CorsSettings(BaseModel):
+    """Browsers calling ``/v1/auth/token``, ``/v1/auth/validate``, ``/v1/auth/permissions`` and ``/oauth/token``."""
+
+    model_config = ConfigDict(frozen=True)
+    allowed_origins: tuple[str, ...] = Field(
+        (), description="exact origins (scheme://host[:port]) whose pages may call those endpoints; no wildcard"
+    )
+    max_age_s: int = Field(600, ge=0, le=86_400, description="how long a browser may cache a preflight answer")
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _exact_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return normalize_origins(value)
+
+
 class OAuthSettings(BaseModel):
     """The OAuth 2.0 authorization server for partners (``/oauth/*``)."""
 
@@ -297,6 +313,7 @@ class Settings(BaseSettings):
         None, description="the URL Hasura and clients reach the sidecar at; default http://host:port"
     )
     jwt: JwtSettings = JwtSettings()
+    cors: CorsSettings = CorsSettings()
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

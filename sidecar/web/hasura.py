@@ -14,7 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.domain.decision import NOT_SENT, Credentials, CredentialSources, Decider, Decision, FoldedHeaders
-from sidecar.errors import InvalidRequest
+from sidecar.errors import BrowserCredentialRefused, InvalidRequest
+from sidecar.web.state import METRICS
 
 routes = web.RouteTableDef()
 
@@ -34,7 +35,7 @@ async def webhook_get(request: web.Request) -> web.Response:
     """GET mode: the client's headers arrive as this request's headers (§1.4)."""
     hook = request.app[HASURA_WEBHOOK]
     creds = Credentials.from_headers(request.headers, hook.sources)
-    return _allow(await hook.decider.decide(creds))
+    return _allow(await _decide(request, hook, creds, NOT_SENT))
 
 
 @routes.post("/v1/hasura/webhook")
@@ -46,7 +47,15 @@ async def webhook_post(request: web.Request) -> web.Response:
     if not isinstance(headers, dict):
         raise InvalidRequest("the body must have a 'headers' object", reason="webhook_headers_missing")
     creds = Credentials.from_headers(FoldedHeaders(headers), hook.sources)
-    return _allow(await hook.decider.decide(creds, payload.get("request", NOT_SENT)))
+    return _allow(await _decide(request, hook, creds, payload.get("request", NOT_SENT)))
+
+
+async def _decide(request: web.Request, hook: HasuraWebhook, creds: Credentials, body: object) -> Decision:
+    try:
+        return await hook.decider.decide(creds, body)
+    except BrowserCredentialRefused as exc:
+        request.app[METRICS].browser_credential_refused(exc.reason, exc.key_type)
+        raise
 
 
 def _allow(decision: Decision) -> web.Response:
