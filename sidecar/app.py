@@ -34,7 +34,10 @@ from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.domain.revocations import TokenRevocations
 from sidecar.domain.signing_keys import KeyRing, RingTiming
 from sidecar.domain.tables import TableModel
+from sidecar.domain.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
+from sidecar.domain.token_exchange import TokenExchangeGrant
 from sidecar.domain.tokens import TokenConfig, TokenService
+from sidecar.domain.trusted_issuers import TrustedIssuers
 from sidecar.domain.webhook_endpoints import WebhookEndpointService
 from sidecar.errors import ConfigError, SidecarError
 from sidecar.metered import CountedKeyCache, TimedSharedKeyCache, timed_store
@@ -290,6 +293,32 @@ def build_external_identity(settings: Settings, clock: Clock, policy: Policy) ->
     return ExternalIdentity(HttpJwks(config.idp_jwks_url, clock), clock, policy, idp)
 
 
+def build_trusted_issuers(settings: Settings, clock: Clock, policy: Policy) -> TrustedIssuers | None:
+    """The external identity providers of ``SIDECAR_TRUSTED_ISSUERS``, each with its own cached JWKS."""
+    if not settings.trusted_issuers:
+        return None
+    identities = []
+    for n, conf in enumerate(settings.trusted_issuers):
+        unknown = sorted({r for r in conf.roles.values() if not policy.has_role(r)})
+        if unknown:
+            raise ConfigError(f"SIDECAR_TRUSTED_ISSUERS[{n}].roles: unknown role(s) {', '.join(unknown)}")
+        user, org, team, role = conf.claim_names()
+        idp = IdpConfig(
+            issuer=conf.issuer,
+            audience=conf.audience,
+            org_claim=org,
+            role_claim=role,
+            roles=dict(conf.roles),
+            clock_skew_s=settings.jwt.clock_skew_s,
+            algorithms=conf.algorithms,
+            user_claim=user,
+            team_claim=team,
+        )
+        jwks = HttpJwks(conf.jwks_url, clock, max_age_s=conf.jwks_max_age_s)
+        identities.append(ExternalIdentity(jwks, clock, policy, idp))
+    return TrustedIssuers(identities, own_issuer=settings.jwt_issuer())
+
+
 def build_oauth(
     settings: Settings,
     store: OAuthStore,
@@ -298,6 +327,7 @@ def build_oauth(
     authenticator: Authenticator,
     sealer: Sealer,
     tokens: AccessTokenIssuer,
+    exchange: TokenExchangeGrant | None = None,
 ) -> OAuthServices:
     """The authorization server: clients, the consent pages' endpoint, and the token endpoint."""
     config = settings.oauth
@@ -319,6 +349,7 @@ def build_oauth(
         clock,
         access_ttl_s=config.access_ttl_s,
         refresh_ttl_s=config.refresh_ttl_s,
+        extra_grants={TOKEN_EXCHANGE: exchange} if exchange is not None else None,
     )
     return OAuthServices(
         clients=clients,
@@ -445,11 +476,13 @@ def create_app(
             ring = build_key_ring(settings, stores.signing_keys, clock, sealer)
             await ring.start()
             token_service = build_token_service(settings, ring, clock, policy)
+            trusted = build_trusted_issuers(settings, clock, policy)
             authenticator = Authenticator(
-                key_service, RevocationCheckingVerifier(token_service, stores.oauth), revocations
+                key_service, RevocationCheckingVerifier(token_service, stores.oauth), revocations, trusted
             )
+            exchange = TokenExchangeGrant(trusted, token_service, audience=settings.jwt.audience) if trusted else None
             oauth_services = build_oauth(
-                settings, stores.oauth, clock, policy, authenticator, sealer, OAuthAccessTokens(token_service)
+                settings, stores.oauth, clock, policy, authenticator, sealer, OAuthAccessTokens(token_service), exchange
             )
             app[SERVICES] = Services(
                 keys=key_service,

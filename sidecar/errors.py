@@ -253,6 +253,13 @@ class AccessDenied(OAuthError):
     default_reason = "oauth_access_denied"
 
 
+class InvalidTarget(OAuthError):
+    """RFC 8693 §2.2.2: the requested ``audience`` or ``resource`` is not one we issue tokens for."""
+
+    code = "invalid_target"
+    default_reason = "oauth_invalid_target"
+
+
 class UnsupportedTokenType(OAuthError):
     """RFC 7009 §2.2.1: the server cannot revoke this type of token."""
 

@@ -24,6 +24,8 @@ class Environment(enum.StrEnum):
 class CredentialType(enum.StrEnum):
     API_KEY = "api_key"
     SESSION_JWT = "session_jwt"
+    #: a token of a trusted external identity provider (Clerk, Auth0, …)
+    EXTERNAL_JWT = "external_jwt"
     ANONYMOUS = "anonymous"
 
 

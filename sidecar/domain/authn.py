@@ -7,6 +7,7 @@ from typing import Protocol
 from sidecar.domain import keyformat
 from sidecar.domain.keys import KeyService
 from sidecar.domain.revocations import TokenRevocations
+from sidecar.domain.trusted_issuers import TrustedIssuers
 from sidecar.errors import InvalidToken, Unauthorized
 from sidecar.models import Principal
 
@@ -29,14 +30,20 @@ def bearer_credential(authorization: str | None) -> str | None:
 
 
 class Authenticator:
-    """Routes a credential to the API-key or the JWT path by its shape; never falls through."""
+    """Routes a credential to the API-key or the JWT path by its shape, and a JWT to our verifier
+    or a trusted provider's by its issuer; never falls through."""
 
     def __init__(
-        self, keys: KeyService, tokens: TokenVerifier | None = None, revocations: TokenRevocations | None = None
+        self,
+        keys: KeyService,
+        tokens: TokenVerifier | None = None,
+        revocations: TokenRevocations | None = None,
+        external: TrustedIssuers | None = None,
     ) -> None:
         self._revocations = revocations
         self._keys = keys
         self._tokens = tokens
+        self._external = external
 
     async def authenticate(self, credential: str | None) -> Principal:
         if credential is None:
@@ -46,6 +53,10 @@ class Authenticator:
             )
         if keyformat.looks_like_api_key(credential):
             return await self._keys.authenticate(credential)
+        if credential.count(".") == 2 and self._external is not None:
+            provider = self._external.provider_for(credential)
+            if provider is not None:
+                return await provider.verify(credential)
         if self._tokens is not None and credential.count(".") == 2:
             principal = await self._tokens.verify(credential)
             if self._revocations is not None:
