@@ -31,12 +31,16 @@ from sidecar.domain.oauth_clients import OAuthClientService
 from sidecar.domain.oauth_jwt import OAuthAccessTokens
 from sidecar.domain.oauth_tokens import AccessTokenIssuer, RevocationCheckingVerifier, TokenEndpoint
 from sidecar.domain.operations import OperationPolicy, OperationReader
+from sidecar.domain.origins import BrowserOrigins
 from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy, RoleModel
 from sidecar.domain.revocations import TokenRevocations
 from sidecar.domain.signing_keys import KeyRing, KeyStatus, RingTiming
 from sidecar.domain.tables import TableModel
+from sidecar.domain.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
+from sidecar.domain.token_exchange import TokenExchangeGrant
 from sidecar.domain.tokens import TokenConfig, TokenService
+from sidecar.domain.trusted_issuers import TrustedIssuers
 from sidecar.domain.webhook_endpoints import WebhookEndpointService
 from sidecar.errors import ConfigError, SidecarError
 from sidecar.metered import CountedKeyCache, TimedSharedKeyCache, signing_key_ages, timed_store
@@ -85,6 +89,7 @@ from sidecar.settings import Settings, load_role_model, load_table_model
 from sidecar.web import (
     audit,
     auth,
+    cors,
     dashboard,
     dashboard_audit,
     dashboard_oauth,
@@ -254,7 +259,9 @@ def build_hasura_webhook(
     ``metrics``, when given, counts every decision (``sidecar_webhook_decisions_total``).
     """
     s = settings.hasura_webhook
-    steps: list[CredentialAuthenticator] = [PresentedCredential(authenticator)]
+    steps: list[CredentialAuthenticator] = [
+        PresentedCredential(authenticator, BrowserOrigins(settings.cors.allowed_origins))
+    ]
     if s.anonymous:
         role = s.anonymous_role
         scopes = policy.role_scopes(role) if policy.has_role(role) else ()
@@ -303,6 +310,32 @@ def build_external_identity(settings: Settings, clock: Clock, policy: Policy) ->
     return ExternalIdentity(HttpJwks(config.idp_jwks_url, clock), clock, policy, idp)
 
 
+def build_trusted_issuers(settings: Settings, clock: Clock, policy: Policy) -> TrustedIssuers | None:
+    """The external identity providers of ``SIDECAR_TRUSTED_ISSUERS``, each with its own cached JWKS."""
+    if not settings.trusted_issuers:
+        return None
+    identities = []
+    for n, conf in enumerate(settings.trusted_issuers):
+        unknown = sorted({r for r in conf.roles.values() if not policy.has_role(r)})
+        if unknown:
+            raise ConfigError(f"SIDECAR_TRUSTED_ISSUERS[{n}].roles: unknown role(s) {', '.join(unknown)}")
+        user, org, team, role = conf.claim_names()
+        idp = IdpConfig(
+            issuer=conf.issuer,
+            audience=conf.audience,
+            org_claim=org,
+            role_claim=role,
+            roles=dict(conf.roles),
+            clock_skew_s=settings.jwt.clock_skew_s,
+            algorithms=conf.algorithms,
+            user_claim=user,
+            team_claim=team,
+        )
+        jwks = HttpJwks(conf.jwks_url, clock, max_age_s=conf.jwks_max_age_s)
+        identities.append(ExternalIdentity(jwks, clock, policy, idp))
+    return TrustedIssuers(identities, own_issuer=settings.jwt_issuer())
+
+
 def build_oauth(
     settings: Settings,
     store: OAuthStore,
@@ -311,6 +344,7 @@ def build_oauth(
     authenticator: Authenticator,
     sealer: Sealer,
     tokens: AccessTokenIssuer,
+    exchange: TokenExchangeGrant | None = None,
 ) -> OAuthServices:
     """The authorization server: clients, the consent pages' endpoint, and the token endpoint."""
     config = settings.oauth
@@ -332,6 +366,7 @@ def build_oauth(
         clock,
         access_ttl_s=config.access_ttl_s,
         refresh_ttl_s=config.refresh_ttl_s,
+        extra_grants={TOKEN_EXCHANGE: exchange} if exchange is not None else None,
     )
     return OAuthServices(
         clients=clients,
@@ -543,11 +578,13 @@ def create_app(
                 await _audit_rotation(audit_log, scheduled)
             readiness.add("signing_key", ring.ready)
             token_service = build_token_service(settings, ring, clock, policy, metrics=metrics)
+            trusted = build_trusted_issuers(settings, clock, policy)
             authenticator = Authenticator(
-                key_service, RevocationCheckingVerifier(token_service, stores.oauth), revocations
+                key_service, RevocationCheckingVerifier(token_service, stores.oauth), revocations, trusted
             )
+            exchange = TokenExchangeGrant(trusted, token_service, audience=settings.jwt.audience) if trusted else None
             oauth_services = build_oauth(
-                settings, stores.oauth, clock, policy, authenticator, sealer, OAuthAccessTokens(token_service)
+                settings, stores.oauth, clock, policy, authenticator, sealer, OAuthAccessTokens(token_service), exchange
             )
             app[SERVICES] = Services(
                 keys=key_service,
@@ -612,15 +649,17 @@ def create_app(
     app[VERSION] = __version__
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(ratelimit.add_headers)
+    app[cors.CORS] = cors.CorsPolicy(BrowserOrigins(settings.cors.allowed_origins), settings.cors.max_age_s)
+    app.on_response_prepare.append(cors.add_headers)
     app[dashboard_page.TEMPLATES] = dashboard_page.make_templates()
     app[dashboard_page.COOKIE_SECURE] = settings.dashboard_cookie_secure
     app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header
     pages = (dashboard, dashboard_signing, dashboard_oauth, dashboard_webhooks, dashboard_audit)
-    routes = (auth, keys, *pages, hasura, tokens, webhook_endpoints, hasura_events, ops, audit, oauth, oauth_clients)
+    api = (auth, keys, hasura, tokens, webhook_endpoints, hasura_events, ops, audit, oauth, oauth_clients)
     app[openapi.DOCUMENT] = openapi.document_bytes(
         version=__version__, server_url=settings.base_url(), events_header=settings.webhook.hasura_events_header
     )
-    for module in (*routes, revoke, openapi):
+    for module in (cors, *api, *pages, revoke, openapi):
         app.router.add_routes(module.routes)
     if settings.metrics.enabled:
         app.router.add_get("/metrics", ops.metrics)

@@ -72,6 +72,36 @@ class TokenExpired(Unauthorized):
     default_reason = "token_expired"
 
 
+class BrowserCredentialRefused(Unauthorized):
+    """A credential refused because of the browser ``Origin`` it came with; ``key_type`` for metrics."""
+
+    def __init__(self, message: str, *, reason: str | None = None, key_type: str = "none") -> None:
+        super().__init__(message, reason=reason)
+        self.key_type = key_type
+
+
+class SecretKeyInBrowser(BrowserCredentialRefused):
+    """A secret or restricted key arrived with a browser ``Origin``: it is in a web page, so it has leaked."""
+
+    code = "SECRET_KEY_IN_BROWSER"
+    default_reason = "secret_key_from_browser"
+
+
+class OriginNotAllowed(BrowserCredentialRefused):
+    """A publishable key was used from an origin its ``allowed_origins`` do not name."""
+
+    code = "ORIGIN_NOT_ALLOWED"
+    default_reason = "origin_not_allowed"
+
+
+class CorsRefused(SidecarError):
+    """A CORS preflight from an origin, method or header we do not allow (no credential was sent)."""
+
+    code = "ORIGIN_NOT_ALLOWED"
+    status = 403
+    default_reason = "cors_refused"
+
+
 class Forbidden(SidecarError):
     """Authenticated, but the credential lacks a scope; the message names it."""
 
@@ -239,6 +269,13 @@ class AccessDenied(OAuthError):
     code = "access_denied"
     status = 403
     default_reason = "oauth_access_denied"
+
+
+class InvalidTarget(OAuthError):
+    """RFC 8693 §2.2.2: the requested ``audience`` or ``resource`` is not one we issue tokens for."""
+
+    code = "invalid_target"
+    default_reason = "oauth_invalid_target"
 
 
 class UnsupportedTokenType(OAuthError):

@@ -23,6 +23,9 @@ call                                                   family (labels)
 ``rate_limited(scope)``                                ``sidecar_rate_limit_rejections_total``
 ``overloaded()``                                       ``sidecar_overload_rejections_total``: 503s
                                                        beyond ``SIDECAR_LIMITS__MAX_CONCURRENT_REQUESTS``
+``browser_credential_refused(reason, key_type)``      ``sidecar_browser_credential_refusals_total``
+                                                       (reason: ``secret_key_from_browser``/
+                                                       ``origin_not_allowed``, key_type)
 ``signing_key_loaded(slot, created_at)``               ``sidecar_signing_key_age_seconds`` (slot:
                                                        current/next/previous); age computed at scrape
 (constructor)                                          ``sidecar_build_info`` (version, python)
@@ -167,6 +170,13 @@ class Metrics:
             "Requests answered 503 because too many were in flight.",
             registry=r,
         )
+        self._browser_refusals = Counter(
+            "sidecar_browser_credential_refusals",
+            "Credentials refused because of the browser Origin they came with: a secret or restricted key in "
+            "a browser (leaked), or a publishable key from an origin it does not allow.",
+            ("reason", "key_type"),
+            registry=r,
+        )
         self._key_age = Gauge(
             "sidecar_signing_key_age_seconds",
             "Age of each loaded signing key, by slot (current, next, previous).",
@@ -250,6 +260,10 @@ class Metrics:
     def overloaded(self) -> None:
         """One request answered 503 because the process had too many in flight."""
         self._overloaded.inc()
+
+    def browser_credential_refused(self, reason: str, key_type: str) -> None:
+        """One credential refused for the ``Origin`` it came with (``reason``: why; ``key_type``: its type)."""
+        self._browser_refusals.labels(reason=safe_label(reason), key_type=safe_label(key_type)).inc()
 
     def signing_key_loaded(self, slot: str, created_at: float | None) -> None:
         """The key in ``slot`` (``current``, ``next``, ``previous``) was created at ``created_at``

@@ -24,6 +24,8 @@ class Environment(enum.StrEnum):
 class CredentialType(enum.StrEnum):
     API_KEY = "api_key"
     SESSION_JWT = "session_jwt"
+    #: a token of a trusted external identity provider (Clerk, Auth0, …)
+    EXTERNAL_JWT = "external_jwt"
     ANONYMOUS = "anonymous"
 
 
@@ -84,6 +86,8 @@ class Principal:
     expires_at: datetime | None = None
     token_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: a publishable key's browser origins (empty: any); see ``sidecar.domain.origins``
+    allowed_origins: tuple[str, ...] = ()
 
 
 class ClientType(enum.StrEnum):

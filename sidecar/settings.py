@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sidecar.domain.origins import normalize_origins
 from sidecar.domain.rbac import RoleModel
 from sidecar.domain.tables import TableModel
 from sidecar.errors import ConfigError
@@ -271,6 +272,67 @@ class JwtSettings(BaseModel):
         return self
 
 
+class CorsSettings(BaseModel):
+    """Browsers calling ``/v1/auth/token``, ``/v1/auth/validate``, ``/v1/auth/permissions`` and ``/oauth/token``."""
+
+    model_config = ConfigDict(frozen=True)
+    allowed_origins: tuple[str, ...] = Field(
+        (), description="exact origins (scheme://host[:port]) whose pages may call those endpoints; no wildcard"
+    )
+    max_age_s: int = Field(600, ge=0, le=86_400, description="how long a browser may cache a preflight answer")
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _exact_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return normalize_origins(value)
+
+
+IdpAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+
+#: Default claim names per provider: user, org, team, role. Clerk's are those of the JWT template
+#: the README shows (org_id/org_role are also Clerk's own session-token v1 names); Auth0 puts
+#: org_id in tokens of its Organizations, and custom claims under a namespace set by an Action.
+PROVIDER_CLAIMS: dict[str, tuple[str, str, str, str]] = {
+    "clerk": ("sub", "org_id", "team_id", "org_role"),
+    "auth0": ("sub", "org_id", "https://stateset.com/team_id", "https://stateset.com/roles"),
+    "generic": ("sub", "org_id", "team_id", "role"),
+}
+
+
+class TrustedIssuerSettings(BaseModel):
+    """One external identity provider whose tokens the webhook and the token exchanges accept."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    issuer: str = Field(min_length=1, max_length=512, description="the tokens' iss, exactly")
+    jwks_url: str = Field(min_length=1, max_length=2048, description="the provider's JWKS (https)")
+    audience: str | None = Field(None, min_length=1, description="the aud its tokens must carry; None: not checked")
+    algorithms: tuple[IdpAlgorithm, ...] = Field(("RS256",), min_length=1, description="accepted alg values")
+    provider: Literal["clerk", "auth0", "generic"] = Field("generic", description="default claim names")
+    user_claim: str | None = Field(None, min_length=1, description="default: the provider's (sub)")
+    org_claim: str | None = Field(None, min_length=1)
+    team_claim: str | None = Field(None, min_length=1)
+    role_claim: str | None = Field(None, min_length=1)
+    roles: dict[str, str] = Field(min_length=1, description="provider role value -> our role")
+    jwks_max_age_s: int = Field(300, ge=30, le=86_400, description="JWKS lifetime when it sends no Cache-Control")
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("jwks_url must be an http(s) URL")
+        return value
+
+    def claim_names(self) -> tuple[str, str, str, str]:
+        """user, org, team and role claim names: the configured ones, else the provider's defaults."""
+        user, org, team, role = PROVIDER_CLAIMS[self.provider]
+        return (
+            self.user_claim or user,
+            self.org_claim or org,
+            self.team_claim or team,
+            self.role_claim or role,
+        )
+
+
 class OAuthSettings(BaseModel):
     """The OAuth 2.0 authorization server for partners (``/oauth/*``)."""
 
@@ -352,6 +414,10 @@ class Settings(BaseSettings):
         None, description="the URL Hasura and clients reach the sidecar at; default http://host:port"
     )
     jwt: JwtSettings = JwtSettings()
+    cors: CorsSettings = CorsSettings()
+    trusted_issuers: tuple[TrustedIssuerSettings, ...] = Field(
+        (), description="external identity providers (Clerk, Auth0, …) whose tokens are accepted"
+    )
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

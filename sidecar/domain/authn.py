@@ -7,6 +7,7 @@ from typing import Protocol
 from sidecar.domain import keyformat
 from sidecar.domain.keys import KeyService
 from sidecar.domain.revocations import TokenRevocations
+from sidecar.domain.trusted_issuers import TrustedIssuers
 from sidecar.errors import InvalidToken, Unauthorized
 from sidecar.models import CredentialType, Principal
 
@@ -38,14 +39,20 @@ def shape_of(credential: str) -> CredentialType | None:
 
 
 class Authenticator:
-    """Routes a credential to the API-key or the JWT path by its shape; never falls through."""
+    """Routes a credential to the API-key or the JWT path by its shape, and a JWT to our verifier
+    or a trusted provider's by its issuer; never falls through."""
 
     def __init__(
-        self, keys: KeyService, tokens: TokenVerifier | None = None, revocations: TokenRevocations | None = None
+        self,
+        keys: KeyService,
+        tokens: TokenVerifier | None = None,
+        revocations: TokenRevocations | None = None,
+        external: TrustedIssuers | None = None,
     ) -> None:
         self._revocations = revocations
         self._keys = keys
         self._tokens = tokens
+        self._external = external
 
     async def authenticate(self, credential: str | None) -> Principal:
         if credential is None:
@@ -56,6 +63,10 @@ class Authenticator:
         shape = shape_of(credential)
         if shape is CredentialType.API_KEY:
             return await self._keys.authenticate(credential)
+        if shape is CredentialType.SESSION_JWT and self._external is not None:
+            provider = self._external.provider_for(credential)
+            if provider is not None:
+                return await provider.verify(credential)
         if self._tokens is not None and shape is CredentialType.SESSION_JWT:
             principal = await self._tokens.verify(credential)
             if self._revocations is not None:

@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 from sidecar.domain import hasura_session
 from sidecar.domain.authn import Authenticator, shape_of
 from sidecar.domain.operations import OperationPolicy
+from sidecar.domain.origins import BrowserOrigins, request_origin
 from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy
 from sidecar.errors import RateLimited, SidecarError, Unauthorized
@@ -44,6 +45,8 @@ class Credentials:
     #: Something was presented that is not a usable credential (e.g. ``Authorization: Basic …``).
     malformed: bool = False
     requested_role: str | None = None
+    #: the browser origin the client's request came from (POST mode forwards ``Origin``; GET drops it)
+    origin: str | None = None
 
     @property
     def presented(self) -> bool:
@@ -67,8 +70,10 @@ class Credentials:
         """
         raw_role, role_ambiguous = _single(headers, "x-hasura-role")
         role = raw_role.strip() or None
-        if role_ambiguous:
-            return cls(malformed=True, requested_role=role)
+        raw_origin, origin_ambiguous = _single(headers, "origin")
+        origin = request_origin(raw_origin)
+        if role_ambiguous or origin_ambiguous:
+            return cls(malformed=True, requested_role=role, origin=origin)
         for name in ("authorization", sources.header):
             if name is None:
                 continue
@@ -77,13 +82,13 @@ class Credentials:
             if not raw:
                 continue
             credential = None if ambiguous else _bearer(raw) if name == "authorization" else _bare(raw)
-            return cls(credential=credential, malformed=credential is None, requested_role=role)
+            return cls(credential=credential, malformed=credential is None, requested_role=role, origin=origin)
         if sources.cookie:
             cookies = headers.getall("cookie", _NONE)  # HTTP/2 may split cookies over several headers
             value = _cookie("; ".join(cookies), sources.cookie) if cookies else None
             if value is not None:
-                return cls(credential=value or None, malformed=not value, requested_role=role)
-        return cls(requested_role=role)
+                return cls(credential=value or None, malformed=not value, requested_role=role, origin=origin)
+        return cls(requested_role=role, origin=origin)
 
 
 class HeaderLookup(Protocol):
@@ -158,19 +163,24 @@ class CredentialAuthenticator(Protocol):
 
 
 class PresentedCredential:
-    """API keys and session JWTs, routed by their shape by ``sidecar.domain.authn.Authenticator``."""
+    """API keys and session JWTs, routed by their shape by ``sidecar.domain.authn.Authenticator``;
+    with ``origins``, a key refused in a browser (``BrowserOrigins.check``) is refused here too."""
 
     name = "credential"
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, origins: BrowserOrigins | None = None) -> None:
         self._authenticator = authenticator
+        self._origins = origins
 
     async def authenticate(self, creds: Credentials) -> Principal:
         if not creds.presented:
             raise NotResponsible
         if creds.credential is None:
             raise Unauthorized("the credential is not in a form this service accepts", reason="credential_malformed")
-        return await self._authenticator.authenticate(creds.credential)
+        principal = await self._authenticator.authenticate(creds.credential)
+        if self._origins is not None:
+            self._origins.check(principal, creds.origin)
+        return principal
 
 
 class Anonymous:

@@ -1,15 +1,19 @@
-"""Merchants signed in with an external identity provider (Clerk, Auth0, …) on the consent page.
+"""Tokens of an external identity provider (Clerk, Auth0, …): trusted issuers and the consent page.
 
 The provider's token is verified against its JWKS (fetched by a port), with the algorithm
 allowlist, issuer and audience from configuration, and times judged by our clock. Its claims
-are mapped to a principal: ``sub`` is the user, an org claim the org, and a role claim, through
-a configured table, one of our roles (a role the table does not name is refused).
+are mapped to a principal: a user claim (``sub``), an org claim, an optional team claim, and a
+role claim that a configured table turns into one of our roles (a role the table does not name
+is refused). A claim name is looked up as it is first (Auth0's ``https://…/roles`` contain dots),
+then as a dotted path into nested objects (Clerk's ``o.rol``); a role claim may be a list, whose
+first mapped value wins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import jwt
@@ -20,6 +24,7 @@ from sidecar.models import CredentialType, Environment, Principal
 from sidecar.ports import Clock
 
 ALGORITHMS = ("RS256", "ES256", "EdDSA")
+_MAX_CLAIM_LENGTH = 256
 
 
 class JwksSource(Protocol):
@@ -36,6 +41,32 @@ class IdpConfig:
     role_claim: str
     roles: Mapping[str, str] = field(default_factory=dict)
     clock_skew_s: int = 60
+    algorithms: tuple[str, ...] = ALGORITHMS
+    user_claim: str = "sub"
+    team_claim: str | None = None
+
+
+def claim(claims: Mapping[str, Any], name: str) -> Any:
+    """``claims[name]``, else the value at the dotted path ``name`` (``o.rol``), else ``None``."""
+    if name in claims:
+        return claims[name]
+    value: Any = claims
+    for part in name.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _expiry(exp: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(exp, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidToken("the identity token's exp is out of range", reason="idp_token_invalid") from None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= _MAX_CLAIM_LENGTH else None
 
 
 class ExternalIdentity:
@@ -45,27 +76,41 @@ class ExternalIdentity:
         self._policy = policy
         self._config = config
 
+    @property
+    def issuer(self) -> str:
+        return self._config.issuer
+
     async def verify(self, token: str) -> Principal:
-        """The merchant an ID token names; ``InvalidToken``/``TokenExpired`` otherwise."""
+        """The user an identity token names; ``InvalidToken``/``TokenExpired`` otherwise."""
+        config = self._config
         claims = await self._decode(token)
         self._check_times(claims)
-        sub, org = claims.get("sub"), claims.get(self._config.org_claim)
-        if not isinstance(sub, str) or not sub or not isinstance(org, str) or not org:
+        user, org = _text(claim(claims, config.user_claim)), _text(claim(claims, config.org_claim))
+        if user is None or org is None:
             raise InvalidToken("the identity token names no user or no organisation", reason="idp_claims_missing")
-        role = self._config.roles.get(str(claims.get(self._config.role_claim, "")))
-        if role is None or not self._policy.has_role(role):
-            raise InvalidToken("the identity token's role has no access here", reason="idp_role_unmapped")
+        team = _text(claim(claims, config.team_claim)) if config.team_claim else None
+        role = self._role(claim(claims, config.role_claim))
         return Principal(
-            credential_type=CredentialType.SESSION_JWT,
-            subject=sub,
+            credential_type=CredentialType.EXTERNAL_JWT,
+            subject=user,
             org_id=org,
             role=role,
             allowed_roles=self._policy.acts_as(role),
             scopes=self._policy.role_scopes(role),
             environment=Environment.LIVE,
-            user_id=sub,
-            extra={"idp": self._config.issuer},
+            team_id=team,
+            user_id=user,
+            expires_at=_expiry(claims["exp"]),
+            extra={"idp": config.issuer},
         )
+
+    def _role(self, value: Any) -> str:
+        candidates = value if isinstance(value, list) else [value]
+        for candidate in candidates:
+            role = self._config.roles.get(candidate) if isinstance(candidate, str) else None
+            if role is not None and self._policy.has_role(role):
+                return role
+        raise InvalidToken("the identity token's role has no access here", reason="idp_role_unmapped")
 
     async def _decode(self, token: str) -> dict[str, Any]:
         try:
@@ -73,7 +118,7 @@ class ExternalIdentity:
         except jwt.PyJWTError:
             raise InvalidToken("the identity token is malformed", reason="idp_token_malformed") from None
         kid, alg = header.get("kid"), header.get("alg")
-        if not isinstance(kid, str) or alg not in ALGORITHMS:
+        if not isinstance(kid, str) or not isinstance(alg, str) or alg not in self._config.algorithms:
             raise InvalidToken("the identity token's key or algorithm is not accepted", reason="idp_alg_refused")
         key = await self._jwks.key(kid)
         if key is None or key.algorithm_name != alg:
@@ -96,6 +141,12 @@ class ExternalIdentity:
                     },
                 )
             )
+        except jwt.InvalidSignatureError:
+            raise InvalidToken("the identity token's signature is not valid", reason="idp_bad_signature") from None
+        except (jwt.InvalidAudienceError, jwt.InvalidIssuerError):
+            raise InvalidToken(
+                "the identity token is not meant for this service", reason="idp_wrong_audience"
+            ) from None
         except jwt.PyJWTError:
             raise InvalidToken("the identity token is not valid", reason="idp_token_invalid") from None
 

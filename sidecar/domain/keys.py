@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from sidecar.domain import keyformat, scopes
+from sidecar.domain import keyformat, origins, scopes
 from sidecar.domain.keyformat import KeyPrefix
 from sidecar.domain.rbac import Policy
 from sidecar.domain.revocations import TokenRevocations
@@ -49,6 +49,21 @@ class IssuedKey:
 
     record: ApiKeyRecord
     key: str
+
+
+def _key_origins(spec: NewKey) -> tuple[str, ...]:
+    """A publishable key's browser origins, normalized; other keys must not be used in browsers at all."""
+    if not spec.allowed_origins:
+        return ()
+    if spec.type is not KeyType.PUBLISHABLE:
+        raise InvalidRequest(
+            "allowed_origins are for publishable keys; secret and restricted keys are refused in browsers",
+            reason="origins_not_publishable",
+        )
+    try:
+        return origins.normalize_origins(spec.allowed_origins)
+    except ValueError as exc:
+        raise InvalidRequest(f"allowed_origins: {exc}", reason="bad_origin") from None
 
 
 def new_key_id() -> str:
@@ -177,6 +192,7 @@ class KeyService:
             key_id=record.id,
             key_type=record.type,
             expires_at=record.expires_at,
+            allowed_origins=record.allowed_origins,
         )
 
     # --- last_used_at, batched off the hot path ----------------------------------------------
@@ -214,7 +230,7 @@ class KeyService:
             permissions=permissions,
             created_at=self._clock.now(),
             expires_at=spec.expires_at.astimezone(UTC) if spec.expires_at else None,
-            allowed_origins=spec.allowed_origins,
+            allowed_origins=_key_origins(spec),
         )
         await self._store.insert_key(record)
         await self._store.set_key_scopes(record.id, record.permissions)

@@ -49,6 +49,7 @@ from sidecar.ports.oauth import OAuthStore
 OAUTH_ROLE = "restricted"
 REFRESH_PREFIX = "ort_"
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+Grant = Callable[[OAuthClient, Mapping[str, str]], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,7 @@ class TokenEndpoint:
         *,
         access_ttl_s: int,
         refresh_ttl_s: int,
+        extra_grants: Mapping[str, Grant] | None = None,
     ) -> None:
         self._store = store
         self._minter = minter
@@ -112,11 +114,17 @@ class TokenEndpoint:
         self._clock = clock
         self._access_ttl_s = access_ttl_s
         self._refresh_ttl = timedelta(seconds=refresh_ttl_s)
-        self._grants: dict[str, Callable[[OAuthClient, Mapping[str, str]], Awaitable[dict[str, Any]]]] = {
+        self._grants: dict[str, Grant] = {
             "authorization_code": self._authorization_code,
             "refresh_token": self._refresh_token,
             "client_credentials": self._client_credentials,
+            **(extra_grants or {}),
         }
+
+    @property
+    def grant_types(self) -> tuple[str, ...]:
+        """Every ``grant_type`` this endpoint accepts (RFC 8414 ``grant_types_supported``)."""
+        return tuple(self._grants)
 
     async def token(self, client: OAuthClient, form: Mapping[str, str]) -> dict[str, Any]:
         """RFC 6749 §5.1: the token response for an authenticated client's grant."""

@@ -84,10 +84,14 @@ class TokenService:
     # --- issue --------------------------------------------------------------------------------
 
     def exchange(self, principal: Principal, request: TokenRequest) -> IssuedToken:
-        """A session token for an API-key principal, narrowed as ``request`` asks."""
-        if principal.credential_type is not CredentialType.API_KEY:
+        """A session token for an API key or a trusted provider's token, narrowed as ``request`` asks.
+
+        It never outlives the credential it was exchanged for (a provider token's ``exp`` included).
+        """
+        if principal.credential_type not in (CredentialType.API_KEY, CredentialType.EXTERNAL_JWT):
             raise Forbidden(
-                "a session token cannot be exchanged for another token; present an API key",
+                "a session token cannot be exchanged for another token; present an API key or a token of a "
+                "trusted identity provider",
                 reason="token_exchange_requires_api_key",
             )
         role, allowed, granted = self._narrow(principal, request)
@@ -96,6 +100,8 @@ class TokenService:
         exp = now + ttl
         if principal.expires_at is not None:
             exp = min(exp, int(principal.expires_at.timestamp()))
+        if exp <= now:  # a provider token inside its clock-skew grace: nothing left to hand out
+            raise TokenExpired("the credential has expired", reason="credential_expired")
         token_id = "tok_" + secrets.token_urlsafe(18)
         payload = self._payload(principal, role, allowed, granted, token_id, iat=now, exp=exp)
         token = self._sign(payload)

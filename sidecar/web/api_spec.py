@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sidecar.web import wire
+from sidecar.web.cors import BROWSER_ROUTES
 from sidecar.web.hasura_events import HasuraEventBody
 from sidecar.web.keys import CreateKeyBody, RollKeyBody
 from sidecar.web.oauth_clients import CreateClientBody
@@ -230,9 +231,19 @@ def _ops() -> list[Operation]:
     ]  # fmt: skip
 
 
+def _preflights() -> list[Operation]:
+    """CORS preflights of the endpoints a browser calls (sidecar/web/cors.py)."""
+    return [
+        Operation("OPTIONS", path, "CORS preflight: 204 for an allowed origin, method and headers", "Browsers",
+                  {204: ""}, auth="public", errors=(403,))
+        for path in BROWSER_ROUTES
+    ]  # fmt: skip
+
+
 def operations() -> tuple[Operation, ...]:
     """Every operation the app serves."""
     return (
+        *_preflights(),
         *_auth(),
         *_keys(),
         *_tokens(),

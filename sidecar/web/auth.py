@@ -5,19 +5,35 @@ from __future__ import annotations
 from aiohttp import web
 
 from sidecar.domain.authn import bearer_credential
+from sidecar.errors import BrowserCredentialRefused
 from sidecar.models import Principal
 from sidecar.web import ratelimit
+from sidecar.web.cors import CORS, origin_of
 from sidecar.web.observe import note
 from sidecar.web.render import principal_json
-from sidecar.web.state import SERVICES
+from sidecar.web.state import METRICS, SERVICES
 
 routes = web.RouteTableDef()
 
 
+def check_origin(request: web.Request, principal: Principal, origin: str | None) -> None:
+    """``BrowserOrigins.check``, with every refusal counted by reason and key type."""
+    try:
+        request.app[CORS].origins.check(principal, origin)
+    except BrowserCredentialRefused as exc:
+        request.app[METRICS].browser_credential_refused(exc.reason, exc.key_type)
+        raise
+
+
 async def caller(request: web.Request, *, scope: str | None = None) -> Principal:
-    """The authenticated caller (401 otherwise), holding ``scope`` if given (403 otherwise)."""
+    """The authenticated caller (401 otherwise), holding ``scope`` if given (403 otherwise).
+
+    From a browser (an ``Origin`` header), a secret or restricted key, or a publishable key from
+    an origin it does not allow, is a 401, counted in ``sidecar_browser_credential_refusals_total``.
+    """
     services = request.app[SERVICES]
     principal = await ratelimit.authenticate(request, bearer_credential(request.headers.get("Authorization")))
+    check_origin(request, principal, origin_of(request))
     note(request, principal=principal)
     if scope is not None:
         services.policy.require(principal, scope)

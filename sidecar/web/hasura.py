@@ -27,9 +27,10 @@ from sidecar.domain.decision import (
     Decider,
     FoldedHeaders,
 )
-from sidecar.errors import SidecarError, Unauthorized
+from sidecar.errors import BrowserCredentialRefused, SidecarError, Unauthorized
 from sidecar.metrics import Metrics
 from sidecar.web.observe import note
+from sidecar.web.state import METRICS
 
 routes = web.RouteTableDef()
 
@@ -79,6 +80,8 @@ async def _answer(request: web.Request, hook: HasuraWebhook, creds: Credentials,
         decision = await hook.decider.decide(creds, operation)
     except SidecarError as exc:
         hook.count("deny" if exc.status == 401 else "error", exc.reason, creds.kind)
+        if isinstance(exc, BrowserCredentialRefused):
+            request.app[METRICS].browser_credential_refused(exc.reason, exc.key_type)
         raise
     hook.count("allow", decision.reason, decision.principal.credential_type.value)
     note(request, principal=decision.principal, reason=OVER_LIMIT if decision.reason == OVER_LIMIT else None)

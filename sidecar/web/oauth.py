@@ -244,12 +244,14 @@ async def introspect(request: web.Request) -> web.Response:
 async def metadata(request: web.Request) -> web.Response:
     oauth = _oauth(request)
     return web.json_response(
-        authorization_server_metadata(issuer(request), oauth.clients.delegable_scopes()),
+        authorization_server_metadata(issuer(request), oauth.clients.delegable_scopes(), oauth.tokens.grant_types),
         headers={"Cache-Control": "public, max-age=300"},
     )
 
 
-def authorization_server_metadata(base: str, scopes: tuple[str, ...]) -> dict[str, Any]:
+def authorization_server_metadata(
+    base: str, scopes: tuple[str, ...], grant_types: tuple[str, ...] = GRANT_TYPES
+) -> dict[str, Any]:
     """RFC 8414 §2: every endpoint, grant, PKCE method, auth method and scope we support."""
     secret_methods = ["client_secret_basic", "client_secret_post"]
     return {
@@ -261,7 +263,7 @@ def authorization_server_metadata(base: str, scopes: tuple[str, ...]) -> dict[st
         "jwks_uri": f"{base}/.well-known/jwks.json",
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": list(GRANT_TYPES),
+        "grant_types_supported": list(grant_types),
         "code_challenge_methods_supported": list(pkce.SUPPORTED_METHODS),
         "token_endpoint_auth_methods_supported": [*secret_methods, "none"],
         "revocation_endpoint_auth_methods_supported": [*secret_methods, "none"],

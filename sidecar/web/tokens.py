@@ -81,7 +81,9 @@ async def discovery(request: web.Request) -> web.Response:
     if services.oauth is not None:
         # the OAuth authorization server's endpoints; token_endpoint then means OAuth's, as OAuth
         # clients read it, and the API-key exchange moves to session_token_endpoint
-        oauth_metadata = authorization_server_metadata(base, services.oauth.clients.delegable_scopes())
+        oauth_metadata = authorization_server_metadata(
+            base, services.oauth.clients.delegable_scopes(), services.oauth.tokens.grant_types
+        )
         document.update({k: v for k, v in oauth_metadata.items() if k not in ("issuer", "jwks_uri")})
         document["session_token_endpoint"] = base + TOKEN_PATH
     return web.json_response(

@@ -11,7 +11,7 @@ from sidecar.web.keys import CreateKeyBody
 from sidecar.web.tokens import TokenBody
 
 Client = TestClient[Any, Any]
-METHODS = {"get", "post", "put", "patch", "delete"}
+METHODS = {"get", "post", "put", "patch", "delete", "options"}
 
 
 def app_routes(client: Client) -> set[tuple[str, str]]:
