@@ -11,7 +11,7 @@ do not back (or a scope no matrix cell uses), and a role that would be Hasura's 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -231,8 +231,16 @@ class RoleModel(BaseModel):
 class Policy:
     """Questions about roles, scopes and the matrix, answered from the role model."""
 
+    #: distinct (scopes, role) answers remembered; a key's scopes are few and fixed, so this holds
+    #: every key in use, and a flood of new ones only clears it
+    MEMO_ENTRIES = 4096
+
     def __init__(self, model: RoleModel) -> None:
         self._model = model
+        # The webhook asks these two of every request; the answers depend on the (immutable) model
+        # and the arguments only, and wildcard matching costs a fifth of a webhook call uncached.
+        self._within_role: dict[tuple[tuple[str, ...], str], tuple[str, ...]] = {}
+        self._held_to_scopes: dict[tuple[str, tuple[str, ...], str], bool] = {}
 
     @property
     def model(self) -> RoleModel:
@@ -283,6 +291,13 @@ class Policy:
         """The part of ``held`` that ``role``'s scopes allow: scopes it allows are kept as they are,
         and a wider one (``admin``, ``orders:*``) gives way to the scopes of the table it covers
         that the role allows. Empty when the role allows none of them."""
+        memo_key = (tuple(held), role)
+        found = self._within_role.get(memo_key)
+        if found is None:
+            found = _remember(self._within_role, memo_key, self._within_role_uncached(*memo_key))
+        return found
+
+    def _within_role_uncached(self, held: tuple[str, ...], role: str) -> tuple[str, ...]:
         allowed = self.role_scopes(role)
         kept: dict[str, None] = {}
         for scope in held:
@@ -313,15 +328,33 @@ class Policy:
         ``orders:read``): the webhook then checks each root field's scope itself. Acting as a
         role that ``acts_as`` allows is the roles file's own grant, not an excess.
         """
+        memo_key = (principal.role, principal.scopes, role)
+        found = self._held_to_scopes.get(memo_key)
+        if found is None:
+            found = _remember(self._held_to_scopes, memo_key, self._held_to_scopes_uncached(*memo_key))
+        return found
+
+    def _held_to_scopes_uncached(self, own_role: str, scopes: tuple[str, ...], role: str) -> bool:
         chosen = self._model.roles.get(role)
-        own = self._model.roles.get(principal.role)
+        own = self._model.roles.get(own_role)
         if chosen is None or own is None or chosen.from_scopes is not None:
             return True
-        return bool(scope_rules.within(principal.scopes, own.scopes))
+        return bool(scope_rules.within(scopes, own.scopes))
 
     def all_orgs(self, held: Iterable[str]) -> bool:
         """Whether the held scopes lift the "inside the caller's org" rule."""
         return scope_rules.allows(held, ALL_ORGS_SCOPE)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(memo: dict[K, V], key: K, value: V) -> V:
+    if len(memo) >= Policy.MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 def matrix_json(row: Mapping[str, Grant]) -> dict[str, dict[str, object]]:

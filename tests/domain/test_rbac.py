@@ -253,3 +253,26 @@ def test_a_credential_acting_as_another_role_has_only_that_roles_scopes(model: R
     assert policy.scopes_acting_as(admin, "anonymous") == ("inventory:read",)
     assert policy.scopes_acting_as(admin, "restricted") == ("admin",)  # its row is what the key's scopes describe
     assert policy.scopes_acting_as(admin, "no_such_role") == ()
+
+
+def test_remembered_answers_match_fresh_ones_and_the_memo_stays_bounded(model: RoleModel) -> None:
+    policy = Policy(model)
+    fresh = Policy(model)
+    known = sorted(model.scopes)
+    for i in range(Policy.MEMO_ENTRIES + 50):  # more distinct scope sets than the memo holds
+        held = (known[i % len(known)], known[(i * 7) % len(known)], f"orders:x{i}")
+        for role in ("viewer", "operator", "admin"):
+            principal = Principal(
+                credential_type=CredentialType.API_KEY,
+                subject="k",
+                org_id="org_1",
+                role=role,
+                allowed_roles=policy.acts_as(role),
+                scopes=held,
+                environment=Environment.LIVE,
+            )
+            assert policy.within_role(held, role) == fresh._within_role_uncached(held, role)
+            assert policy.within_role(held, role) == policy.within_role(list(held), role)  # any iterable
+            assert policy.held_to_scopes(principal, role) is fresh._held_to_scopes_uncached(role, held, role)
+    assert len(policy._within_role) <= Policy.MEMO_ENTRIES
+    assert len(policy._held_to_scopes) <= Policy.MEMO_ENTRIES
