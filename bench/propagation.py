@@ -127,6 +127,7 @@ def main() -> None:
                 "SIDECAR_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
                 "SIDECAR_BOOTSTRAP_ADMIN_KEY": admin,
                 "SIDECAR_KEY_CACHE__TTL_S": "3600",  # only the broadcast can make B forget a key
+                "SIDECAR_PUBLIC_URL": "http://sidecar.bench.internal",  # one issuer for both replicas' tokens
                 "SIDECAR_LOG_LEVEL": "WARNING",
             }
         )

@@ -114,7 +114,7 @@ def main() -> None:
                     ]  # fmt: skip
                     print(f"measuring {len(found)} scenarios x {args.rounds} rounds of {args.duration:g} s", flush=True)
                     measured = measure(found, args.rounds, args.duration)
-        report(found, measured, {}, token=True)
+        report(found, measured, {})
 
 
 if __name__ == "__main__":
