@@ -82,6 +82,7 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+from tests.ports.pgproxy import PgRelay  # noqa: E402
 from tests.redis_fixtures import own_redis, redis_server_url, redis_url  # noqa: E402, F401  (real Redis fixtures)
 
 # --- PostgreSQL: one real server per session, a fresh schema per test -------------------------
@@ -153,3 +154,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.section("artifacts for review (git-ignored)")
         for path in written:
             terminalreporter.write_line(str(path))
+
+
+@pytest.fixture
+async def relay(pg_server_url: str) -> AsyncIterator[PgRelay]:
+    """A cuttable relay in front of the session's PostgreSQL (tests/ports/pgproxy.py)."""
+    relay = PgRelay(pg_server_url)
+    await relay.start()
+    yield relay
+    await relay.cut()

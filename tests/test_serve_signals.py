@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sidecar.domain import keyformat
@@ -29,9 +31,9 @@ def healthcheck(env: dict[str, str]) -> int:
     ).returncode
 
 
-def test_serve_answers_the_healthcheck_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "SIDECAR_PORT": str(port), "SIDECAR_DATA_DIR": str(tmp_path / "data")}
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``sidecar serve`` with ``env``, once its healthcheck passes; killed if the test leaves it running."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "sidecar", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -41,6 +43,17 @@ def test_serve_answers_the_healthcheck_and_exits_cleanly_on_sigterm(tmp_path: Pa
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             assert time.monotonic() < deadline, "the server did not become healthy"
             time.sleep(0.1)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_answers_the_healthcheck_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "SIDECAR_PORT": str(port), "SIDECAR_DATA_DIR": str(tmp_path / "data")}
+    with serving(env) as proc:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as resp:
             assert resp.status == 200
 
@@ -49,10 +62,6 @@ def test_serve_answers_the_healthcheck_and_exits_cleanly_on_sigterm(tmp_path: Pa
         assert proc.returncode == 0, stderr.decode()
         assert b"Traceback" not in stderr
         assert healthcheck(env) == 1
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path, own_redis: RedisProcess) -> None:
@@ -66,36 +75,26 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path, own_redis: Redi
         "SIDECAR_REDIS_URL": own_redis.url,
         "SIDECAR_REDIS__TIMEOUT_S": "2",  # a hung Redis holds the lookup this long, then the store answers
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sidecar", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while healthcheck(env) != 0:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the server did not become healthy"
-            time.sleep(0.1)
+    with serving(env) as proc:
         own_redis.pause()
-        answers: list[int] = []
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/v1/hasura/webhook", headers={"Authorization": f"Bearer {admin}"}
-        )
+        try:
+            answers: list[int] = []
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/hasura/webhook", headers={"Authorization": f"Bearer {admin}"}
+            )
 
-        def call_the_webhook() -> None:
-            with urllib.request.urlopen(request, timeout=15) as resp:  # noqa: S310 - an http://127.0.0.1 URL
-                answers.append(resp.status)
+            def call_the_webhook() -> None:
+                with urllib.request.urlopen(request, timeout=15) as resp:  # noqa: S310 - an http://127.0.0.1 URL
+                    answers.append(resp.status)
 
-        in_flight = threading.Thread(target=call_the_webhook)
-        in_flight.start()
-        time.sleep(0.5)  # the key's lookup is waiting on Redis
-        proc.send_signal(signal.SIGTERM)
-        in_flight.join(timeout=15)
-        assert answers == [200]
-        _, stderr = proc.communicate(timeout=15)
-        assert proc.returncode == 0, stderr.decode()
-        assert b"Traceback" not in stderr
-    finally:
-        own_redis.resume()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            in_flight = threading.Thread(target=call_the_webhook)
+            in_flight.start()
+            time.sleep(0.5)  # the key's lookup is waiting on Redis
+            proc.send_signal(signal.SIGTERM)
+            in_flight.join(timeout=15)
+            assert answers == [200]
+            _, stderr = proc.communicate(timeout=15)
+            assert proc.returncode == 0, stderr.decode()
+            assert b"Traceback" not in stderr
+        finally:
+            own_redis.resume()

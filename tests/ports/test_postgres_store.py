@@ -122,14 +122,6 @@ async def test_a_server_that_is_not_there_is_unavailable(tmp_path: Path) -> None
     assert caught.value.status == 503
 
 
-@pytest.fixture
-async def relay(pg_server_url: str) -> AsyncIterator[PgRelay]:
-    relay = PgRelay(pg_server_url)
-    await relay.start()
-    yield relay
-    await relay.cut()
-
-
 async def test_dropped_connections_cost_at_most_one_503(pg_url: str, pg_server_url: str) -> None:
     async with PostgresDatabase.open(pg_url, pool_size=1) as db:
         store = PostgresKeyStore(db)

@@ -502,14 +502,6 @@ async def test_a_session_jwt_never_outlives_max_cache_age(client: Client, admin_
 # --- 503: the store unreachable and nothing cached -------------------------------------------------
 
 
-@pytest.fixture
-async def relay(pg_server_url: str) -> AsyncIterator[PgRelay]:
-    relay = PgRelay(pg_server_url)
-    await relay.start()
-    yield relay
-    await relay.cut()
-
-
 async def test_503_only_when_the_store_is_unreachable_and_nothing_is_cached(
     aiohttp_client: ClientFactory,
     tmp_path: Path,

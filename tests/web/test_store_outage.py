@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
@@ -20,14 +19,6 @@ from tests.ports.pgproxy import PgRelay
 
 Client = TestClient[Any, Any]
 ClientFactory = Callable[..., Awaitable[Client]]
-
-
-@pytest.fixture
-async def relay(pg_server_url: str) -> AsyncIterator[PgRelay]:
-    relay = PgRelay(pg_server_url)
-    await relay.start()
-    yield relay
-    await relay.cut()
 
 
 async def test_with_postgres_away_keys_live_as_long_as_a_cache_holds_them(
