@@ -60,6 +60,7 @@ def replicas(
         SIDECAR_BOOTSTRAP_ADMIN_KEY=admin,
         SIDECAR_REQUEST_LOG__MODE="errors",
         SIDECAR_JWT__ALGORITHM="ES256",
+        SIDECAR_PUBLIC_URL="http://sidecar.soak.internal",  # one issuer: a token from one replica works on all
     )
     if redis_url:
         env["SIDECAR_REDIS_URL"] = redis_url
