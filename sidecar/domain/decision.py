@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from sidecar.domain import hasura_session
@@ -284,7 +284,13 @@ class Decider:
         max_age = hasura_session.cache_max_age(self._clock.now(), principal.expires_at, self._max_age)
         hasura_role = self._policy.hasura_role(role) if self._policy else role
         reason = OVER_LIMIT if over_limit else principal.credential_type.value
-        return Decision(principal, role, self._bodies.body(principal, hasura_role, max_age), reason)
+        return Decision(principal, role, self._bodies.body(self._acting(principal, role), hasura_role, max_age), reason)
+
+    def _acting(self, principal: Principal, role: str) -> Principal:
+        """The principal as the session describes it: acting as another role, only that role's scopes."""
+        if self._policy is None or role == principal.role:
+            return principal
+        return replace(principal, scopes=self._policy.scopes_acting_as(principal, role))
 
     async def _count(self, limits: RateLimitService, principal: Principal) -> bool:
         """Hasura understands only 200 and 401: over the limit is a 401, or (``allow``) a logged pass.

@@ -127,6 +127,21 @@ async def test_role_selection(client: Client, admin_key: str) -> None:
     assert (await hook_post(client, QUERY, Authorization=f"Bearer {key}", **{"X-Hasura-Role": "Manager"})).denied
 
 
+async def test_acting_as_another_role_carries_only_that_roles_permissions(client: Client, admin_key: str) -> None:
+    key = await new_key(client, admin_key, role="admin")
+    own = await hook_get(client, Authorization=f"Bearer {key}")
+    assert own.session["x-hasura-permissions"] == "{admin}"
+    as_viewer = await hook_get(client, Authorization=f"Bearer {key}", **{"X-Hasura-Role": "viewer"})
+    viewer = await (
+        await client.get("/v1/auth/permissions", headers=bearer(await new_key(client, admin_key, role="viewer")))
+    ).json()
+    assert as_viewer.session["x-hasura-permissions"] == "{" + ",".join(viewer["scopes"]) + "}"
+    as_anonymous = await hook_get(client, Authorization=f"Bearer {key}", **{"X-Hasura-Role": "anonymous"})
+    assert as_anonymous.session["x-hasura-permissions"] == "{inventory:read}"
+    again = await hook_get(client, Authorization=f"Bearer {key}")  # and its own session is unchanged
+    assert again.session == own.session
+
+
 @pytest.mark.parametrize(("role", "lower"), [("operator", "viewer"), ("manager", "viewer"), ("manager", "operator")])
 async def test_acting_as_a_lower_role_never_widens_own_or_team(
     client: Client, admin_key: str, role: str, lower: str
