@@ -33,9 +33,15 @@ class MemoryKeyCache:
         ttl = self._ttl if record is not None else self._negative_ttl
         if ttl <= 0:
             return
-        self._entries[digest] = (self._clock.monotonic() + ttl, record)
+        now = self._clock.monotonic()
+        self._entries[digest] = (now + ttl, record)
         self._entries.move_to_end(digest)
-        while len(self._entries) > self._max:
+        # From the least recently used end, drop what is over the bound and what has expired, so the
+        # cache holds the keys in use (a stream of new keys would otherwise fill it to max_entries)
+        while self._entries:
+            deadline, _ = next(iter(self._entries.values()))
+            if deadline > now and len(self._entries) <= self._max:
+                break
             self._entries.popitem(last=False)
 
     def evict(self, digest: str) -> None:

@@ -215,6 +215,26 @@ async def test_the_negative_cache_is_bounded(store: CountingStore, clock: Frozen
     assert store.calls["get_key_by_digest"] == 11
 
 
+async def test_expired_entries_leave_the_cache_without_waiting_for_its_bound(
+    store: CountingStore, clock: FrozenClock, policy: Policy
+) -> None:
+    cache = MemoryKeyCache(clock, max_entries=1000, ttl_s=30, negative_ttl_s=5)
+    keys = KeyService(store, cache, clock, policy, default_org_id="org_a")  # type: ignore[arg-type]
+    for _ in range(50):  # a stream of new keys, each used once (keys made and thrown away)
+        await keys.authenticate((await keys.create(NewKey(), grantor=None)).key)
+        clock.advance(1)
+    assert len(cache) <= 31  # the last TTL's worth, not all 50
+    live = (await keys.create(NewKey(), grantor=None)).key
+    await keys.authenticate(live)
+    clock.advance(31)
+    await keys.authenticate((await keys.create(NewKey(), grantor=None)).key)
+    assert len(cache) == 1  # every older entry had expired
+    calls = store.calls["get_key_by_digest"]
+    await keys.authenticate(live)  # expired, so asked again, and cached again
+    assert store.calls["get_key_by_digest"] == calls + 1
+    assert len(cache) == 2
+
+
 def wrong_checksum(key: str) -> str:
     """``key`` with one checksum character changed: the prefix and the shape stay right."""
     forged = key[:-1] + ("A" if key[-1] != "A" else "B")
