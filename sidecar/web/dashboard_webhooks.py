@@ -117,24 +117,25 @@ def _confirm(request: web.Request, *, roll: bool, subject: str) -> web.Response:
     )
 
 
-@routes.get(BASE + "/{endpoint_id}/roll")
-@guarded("webhooks")
-async def confirm_roll(request: web.Request) -> web.Response:
+async def _subject(request: web.Request) -> str:
+    """The endpoint a confirmation page is about, if the signed-in key may manage it."""
     session = await session_of(request)
     endpoint = await request.app[SERVICES].webhook_endpoints.get(
         request.match_info["endpoint_id"], viewer=session.principal
     )
-    return _confirm(request, roll=True, subject=f"{endpoint.url} · {endpoint.id}")
+    return f"{endpoint.url} · {endpoint.id}"
+
+
+@routes.get(BASE + "/{endpoint_id}/roll")
+@guarded("webhooks")
+async def confirm_roll(request: web.Request) -> web.Response:
+    return _confirm(request, roll=True, subject=await _subject(request))
 
 
 @routes.get(BASE + "/{endpoint_id}/delete")
 @guarded("webhooks")
 async def confirm_delete(request: web.Request) -> web.Response:
-    session = await session_of(request)
-    endpoint = await request.app[SERVICES].webhook_endpoints.get(
-        request.match_info["endpoint_id"], viewer=session.principal
-    )
-    return _confirm(request, roll=False, subject=f"{endpoint.url} · {endpoint.id}")
+    return _confirm(request, roll=False, subject=await _subject(request))
 
 
 @routes.post(BASE + "/{endpoint_id}/roll")

@@ -38,7 +38,7 @@ async def test_sign_in_create_copy_roll_revoke_sign_out_in_chromium(client: Clie
 
         await page.goto(base + "/dashboard")
         assert page.url.endswith("/dashboard/login")
-        await page.get_by_label("Admin API key").fill(admin_key)
+        await page.get_by_label("Admin API key", exact=True).fill(admin_key)
         await page.get_by_role("button", name="Sign in").click()
         await page.wait_for_url(re.compile(r"/dashboard/api_keys$"))
 
@@ -50,12 +50,12 @@ async def test_sign_in_create_copy_roll_revoke_sign_out_in_chromium(client: Clie
             ("test-secret", {"type": "secret", "environment": "test"}),
         ]:
             await page.goto(base + "/dashboard/api_keys")
-            await page.get_by_label("Name").fill(label)
-            await page.get_by_label("Key type").select_option(choose["type"])
+            await page.get_by_label("Name", exact=True).fill(label)
+            await page.get_by_label("Key type", exact=True).select_option(choose["type"])
             if "role" in choose:
-                await page.get_by_label("Role (secret keys)").select_option(choose["role"])
+                await page.get_by_label("Role (secret keys)", exact=True).select_option(choose["role"])
             if "environment" in choose:
-                await page.get_by_label("Environment").select_option(choose["environment"])
+                await page.get_by_label("Environment", exact=True).select_option(choose["environment"])
             for scope in choose.get("permissions", []):
                 await page.get_by_role("checkbox", name=re.compile(f"^{scope} ")).check()
             await page.get_by_role("button", name="Create key").click()
@@ -81,7 +81,7 @@ async def test_sign_in_create_copy_roll_revoke_sign_out_in_chromium(client: Clie
 
         row = page.locator("tr", has_text="secret-manager")
         await row.get_by_role("link", name="Roll").click()
-        await page.get_by_label("The old key keeps working for").select_option("86400")
+        await page.get_by_label("The old key keeps working for", exact=True).select_option("86400")
         await page.get_by_role("button", name="Roll key").click()
         rolled = await page.locator("#new_key").input_value()
         assert rolled.startswith("sk_mgr_")
@@ -115,7 +115,7 @@ async def test_keys_page_reads_without_javascript(client: Client, admin_key: str
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = await (await browser.new_context(java_script_enabled=False)).new_page()
         await page.goto(base_url(client) + "/dashboard/login")
-        await page.get_by_label("Admin API key").fill(admin_key)
+        await page.get_by_label("Admin API key", exact=True).fill(admin_key)
         await page.get_by_role("button", name="Sign in").click()
         await page.wait_for_url(re.compile(r"/dashboard/api_keys$"))
         assert await page.get_by_role("cell", name="visible-without-js").count() == 1

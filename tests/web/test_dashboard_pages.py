@@ -33,7 +33,7 @@ async def page(client: Client, admin_key: str) -> AsyncIterator[Any]:
         context = await browser.new_context(permissions=["clipboard-read", "clipboard-write"])
         tab = await context.new_page()
         await tab.goto(base_url(client) + "/dashboard/login")
-        await tab.get_by_label("Admin API key").fill(admin_key)
+        await tab.get_by_label("Admin API key", exact=True).fill(admin_key)
         await tab.get_by_role("button", name="Sign in").click()
         await tab.wait_for_url(re.compile(r"/dashboard/api_keys$"))
         yield tab
@@ -89,8 +89,8 @@ async def test_oauth_clients_are_registered_with_the_secret_shown_once_and_delet
 ) -> None:
     await page.get_by_role("link", name="OAuth clients").click()
     await page.wait_for_url(re.compile(r"/dashboard/oauth_clients$"))
-    await page.get_by_label("Name").fill("Partner CRM")
-    await page.get_by_label("Client type").select_option("confidential")
+    await page.get_by_label("Name", exact=True).fill("Partner CRM")
+    await page.get_by_label("Client type", exact=True).select_option("confidential")
     await page.get_by_label(re.compile("Redirect URIs")).fill("https://crm.example/callback\nhttps://crm.example/cb2")
     await page.get_by_role("checkbox", name=re.compile("^orders:read ")).check()
     await page.get_by_role("button", name="Register client").click()
@@ -107,8 +107,8 @@ async def test_oauth_clients_are_registered_with_the_secret_shown_once_and_delet
     assert f"ocs_…{secret[-4:]}" in listing
 
     # a public client has no secret to show
-    await page.get_by_label("Name").fill("Mobile app")
-    await page.get_by_label("Client type").select_option("public")
+    await page.get_by_label("Name", exact=True).fill("Mobile app")
+    await page.get_by_label("Client type", exact=True).select_option("public")
     await page.get_by_label(re.compile("Redirect URIs")).fill("https://app.example/cb")
     await page.get_by_role("checkbox", name=re.compile("^orders:read ")).check()
     await page.get_by_role("button", name="Register client").click()
@@ -127,10 +127,10 @@ async def test_oauth_clients_are_registered_with_the_secret_shown_once_and_delet
 async def test_webhook_endpoints_are_created_rolled_and_deleted(page: Any, client: Client, admin_key: str) -> None:
     await page.get_by_role("link", name="Webhook endpoints").click()
     await page.wait_for_url(re.compile(r"/dashboard/webhook_endpoints$"))
-    await page.get_by_label("URL").fill("https://hooks.example/sidecar")
+    await page.get_by_label("URL", exact=True).fill("https://hooks.example/sidecar")
     await page.get_by_label(re.compile("^Events")).fill("orders.insert, orders.update")
-    await page.get_by_label("Signature format").select_option("standard")
-    await page.get_by_label("Description").fill("orders feed")
+    await page.get_by_label("Signature format", exact=True).select_option("standard")
+    await page.get_by_label("Description", exact=True).fill("orders feed")
     await page.get_by_role("button", name="Create endpoint").click()
     first = await copy_secret(page)
     assert first.startswith("whsec_")
@@ -143,7 +143,7 @@ async def test_webhook_endpoints_are_created_rolled_and_deleted(page: Any, clien
     assert first not in await page.content()
 
     await row.get_by_role("link", name="Roll secret").click()
-    await page.get_by_label("The old secret keeps signing for").select_option("3600")
+    await page.get_by_label("The old secret keeps signing for", exact=True).select_option("3600")
     await page.get_by_role("button", name="Roll secret").click()
     second = await copy_secret(page)
     assert second.startswith("whsec_")
@@ -163,7 +163,7 @@ async def test_webhook_endpoints_are_created_rolled_and_deleted(page: Any, clien
 
 async def test_audit_trail_shows_the_actions_just_taken(page: Any, client: Client) -> None:
     base = base_url(client)
-    await page.get_by_label("Name").fill("audited")
+    await page.get_by_label("Name", exact=True).fill("audited")
     await page.get_by_role("button", name="Create key").click()
     await page.get_by_text("API keys are shown only once").wait_for()
     await page.goto(base + "/dashboard/api_keys")
@@ -180,7 +180,7 @@ async def test_audit_trail_shows_the_actions_just_taken(page: Any, client: Clien
     assert actions[:3] == ["signing_key.rotated", "api_key.revoked", "api_key.created"]
     assert "name=audited" in await page.locator("tbody tr").nth(1).inner_text()
 
-    await page.get_by_label("Action").select_option("api_key.revoked")
+    await page.get_by_label("Action", exact=True).select_option("api_key.revoked")
     await page.get_by_role("button", name="Filter").click()
     await page.wait_for_url(re.compile(r"action=api_key.revoked"))
     assert set(await page.locator("tbody tr td:nth-child(2)").all_inner_texts()) == {"api_key.revoked"}
