@@ -4,20 +4,18 @@ which exchanges a publishable key at the sidecar on a fourth. Only the allowed p
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx2
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.app import create_app
 from sidecar.ports.clock import SystemClock
 from sidecar.settings import Settings
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.conftest import Bootstrap
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -43,17 +41,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    require_chromium()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def storefront(aiohttp_server: ServerFactory, port: int, sidecar: str, key: str) -> str:

@@ -5,7 +5,7 @@ merchant on the consent page, and both talk to the sidecar listening on 127.0.0.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import httpx2
 import pytest
@@ -14,26 +14,14 @@ from aiohttp.test_utils import TestServer
 from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from sidecar.app import create_app
 from sidecar.ports.clock import SystemClock
 from sidecar.settings import Settings
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.conftest import Bootstrap
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    require_chromium()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 @pytest.fixture
