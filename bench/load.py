@@ -67,10 +67,14 @@ def _lua(load: Load, delay_ms: int | None) -> str:
 
 
 def _lua_str(text: str) -> str:
-    level = "=" * 4
-    while f"]{level}]" in text:
-        level += "="
-    return f"[{level}[{text}]{level}]"
+    """A double-quoted Lua string literal. (A long bracket ``[==[…]==]`` cannot be used: as a
+    table index, ``wrk.headers[[==[A]==]]`` opens another long bracket and the script fails to
+    parse, which wrk reports on stderr and then runs without the script.)"""
+    escaped = "".join(_LUA_ESCAPES.get(c, c) if c >= " " or c in _LUA_ESCAPES else f"\\{ord(c):03d}" for c in text)
+    return f'"{escaped}"'
+
+
+_LUA_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _wrk_once(load: Load, cpu: int | None, connections: int, delay_ms: int | None) -> Result:
@@ -90,7 +94,8 @@ def _wrk_once(load: Load, cpu: int | None, connections: int, delay_ms: int | Non
         done = subprocess.run(pinned(cmd, cpu), capture_output=True, text=True, check=False, timeout=120)
     finally:
         Path(script.name).unlink()
-    if done.returncode != 0:
+    if done.returncode != 0 or done.stderr.strip():
+        # wrk exits 0 when its script does not load, having run without it: never measure that
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
     return _parse_wrk(done.stdout)
 

@@ -58,24 +58,19 @@ GRAPHQL = {
     "operationName": "Orders",
     "variables": {"limit": 10},
 }
-#: A browser's request to Hasura's /v1/graphql (the shape of tests/hasura_rules.py's BROWSER_HEADERS);
+#: A server-side client's request to Hasura's /v1/graphql (a backend holding a restricted key: a
+#: browser's request, with Origin, would have that key refused: README, "Publishable keys and their origins");
 #: Hasura v2 puts all of them, in the client's case, in a POST body's ``headers`` (§2.2).
-BROWSER = {
-    "Host": "hasura.example.com",
-    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-    "Accept": "application/json",
-    "Accept-Encoding": "gzip, deflate, br, zstd",
-    "Accept-Language": "en-GB,en;q=0.5",
-    "Origin": "https://shop.example.com",
-    "Referer": "https://shop.example.com/orders",
+CLIENT = {
+    "Host": "hasura.internal:8080",
+    "User-Agent": "node-fetch",
+    "Accept": "application/graphql-response+json, application/json",
+    "Accept-Encoding": "gzip, deflate, br",
     "Content-Type": "application/json",
     "Content-Length": str(len(json.dumps(GRAPHQL))),
     "Connection": "keep-alive",
-    "Cache-Control": "no-cache",
-    "DNT": "1",
-    "Sec-Fetch-Dest": "empty",
-    "Sec-Fetch-Mode": "cors",
-    "Sec-Fetch-Site": "same-site",
+    "X-Request-Id": "4f6c2a1e-8a55-4f0e-9d1b-2f3c4d5e6f70",
+    "Traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 }
 #: Settings that would make the measurement flattering rather than representative.
 _QUIET_LOG = {"SIDECAR_LOG_LEVEL": "WARNING"}
@@ -90,6 +85,8 @@ class Scenario:
     load: Load
     baseline: str | None  # the baseline scenario it is compared with
     server_pid: int
+    #: the role the answer must carry: a scenario answered as someone else measures the wrong thing
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,8 +176,8 @@ def session_jwt(base: str, api_key: str) -> str:
 
 
 def hasura_post_body(api_key: str) -> str:
-    """A Hasura v2 POST-mode body: every browser header plus Authorization (§2.2), and the request."""
-    return json.dumps({"headers": {**BROWSER, "Authorization": f"Bearer {api_key}"}, "request": GRAPHQL})
+    """A Hasura v2 POST-mode body: every client header plus Authorization (§2.2), and the request."""
+    return json.dumps({"headers": {**CLIENT, "Authorization": f"Bearer {api_key}"}, "request": GRAPHQL})
 
 
 def scenarios(
@@ -197,8 +194,11 @@ def scenarios(
             Load(hook, headers={**HASURA, "Authorization": f"Bearer {operator}"}, connections=conns),
             "baseline GET",
             side_pid,
+            "operator",
         ),
-        Scenario("webhook POST, GraphQL body", Load(hook, "POST", HASURA, post_body, conns), "baseline GET", side_pid),
+        Scenario(
+            "webhook POST, GraphQL body", Load(hook, "POST", HASURA, post_body, conns), "baseline GET", side_pid, "viewer"
+        ),
     ]
     found.append(
         Scenario(
@@ -206,9 +206,25 @@ def scenarios(
             Load(hook, headers={**HASURA, "Authorization": f"Bearer {token}"}, connections=conns),
             "baseline GET",
             side_pid,
+            "operator",
         )
     )
     return found
+
+
+def check_answers(found: list[Scenario]) -> None:
+    """Each sidecar scenario's request, sent once, must be answered for the role it means to measure."""
+    for scenario in found:
+        if scenario.role is None:
+            continue
+        load = scenario.load
+        body = None if load.body is None else load.body.encode()
+        try:
+            answer = json.loads(http(load.url, method=load.method, headers=load.headers, body=body))
+        except urllib.error.HTTPError as exc:
+            sys.exit(f"{scenario.name}: answered {exc.code}: {exc.read().decode(errors='replace')}")
+        if answer.get("X-Hasura-Role") != scenario.role:
+            sys.exit(f"{scenario.name}: answered {answer}, not a session for role {scenario.role}")
 
 
 Rounds = list[dict[str, Measured]]
@@ -338,6 +354,7 @@ def webhook(args: argparse.Namespace) -> None:
                 token = session_jwt(sidecar, operator)
                 pids = (base_proc.pid, proc.pid)
                 found = scenarios((baseline, sidecar), pids, operator, viewer, token, args.connections)
+                check_answers(found)
                 print(f"measuring {len(found)} scenarios x {args.rounds} rounds of {args.duration:g} s", flush=True)
                 measured = measure(found, args.rounds, args.duration)
                 half = {
