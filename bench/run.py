@@ -197,7 +197,11 @@ def scenarios(
             "operator",
         ),
         Scenario(
-            "webhook POST, GraphQL body", Load(hook, "POST", HASURA, post_body, conns), "baseline GET", side_pid, "viewer"
+            "webhook POST, GraphQL body",
+            Load(hook, "POST", HASURA, post_body, conns),
+            "baseline GET",
+            side_pid,
+            "viewer",
         ),
     ]
     found.append(

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Callable
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bench.load import Load, run_python, run_wrk
+from bench.load import Load, Result, run_python, run_wrk
+
+Generator = Callable[[Load, int | None], Result]
 
 #: Everything Lua's string syntax could trip on: quotes, backslashes, brackets, newlines, a control byte.
 BODY = '{"headers": {"Authorization": "Bearer sk_live_x"}, "odd": "a\\"b\\\\c]]d[[e\\n\x01"}'
 HEADERS = {"Authorization": "Bearer sk_live_abc", "X-Quote": 'say "hi" \\ [[no]] ]==]', "Content-Type": "text/plain"}
 
 
-async def seen_by_server(generate: object) -> list[tuple[str, dict[str, str], str]]:
+async def seen_by_server(generate: Generator) -> list[tuple[str, dict[str, str], str]]:
     seen: list[tuple[str, dict[str, str], str]] = []
 
     async def record(request: web.Request) -> web.Response:
@@ -31,8 +34,9 @@ async def seen_by_server(generate: object) -> list[tuple[str, dict[str, str], st
     app.router.add_route("*", "/hook", record)
     async with TestServer(app, host="127.0.0.1") as server:
         load = Load(str(server.make_url("/hook")), "POST", HEADERS, BODY, connections=1, duration_s=1.0)
-        result = await asyncio.to_thread(generate, load, None)  # type: ignore[arg-type]
-    assert result.requests > 0 and result.bad == 0
+        result = await asyncio.to_thread(generate, load, None)
+    assert result.requests > 0
+    assert result.bad == 0
     return seen
 
 
