@@ -43,6 +43,7 @@ from sidecar.domain.tokens import TokenConfig, TokenService
 from sidecar.domain.trusted_issuers import TrustedIssuers
 from sidecar.domain.webhook_endpoints import WebhookEndpointService
 from sidecar.errors import ConfigError, SidecarError
+from sidecar.logs import AccessLog
 from sidecar.metered import CountedKeyCache, TimedSharedKeyCache, signing_key_ages, timed_store
 from sidecar.metrics import Metrics
 from sidecar.ports import (
@@ -545,8 +546,13 @@ def create_app(
     roles: RoleModel | None = None,
     tables: TableModel | None = None,
     on_bootstrap: BootstrapHook | None = None,
+    access_log: AccessLog | None = None,
 ) -> web.Application:
-    """Build the application; resources open when it starts and close when it stops."""
+    """Build the application; resources open when it starts and close when it stops.
+
+    ``access_log`` takes the one line per request (``configure_logging`` gives ``sidecar serve``
+    its fast JSON one); by default the lines are ``logging`` records of ``sidecar.access``.
+    """
     clock = clock or SystemClock()
     policy = Policy(roles or load_role_model(settings.roles_file))
     tables = tables or load_table_model(settings.tables_file, policy.model)
@@ -636,7 +642,10 @@ def create_app(
                     log.warning("could not record last_used_at at shutdown: %s", exc.reason)
 
     observe = observe_middleware(
-        metrics if settings.metrics.enabled else None, request_log_policy(settings), on_forbidden=audit.record_denial
+        metrics if settings.metrics.enabled else None,
+        request_log_policy(settings),
+        access_log=access_log,
+        on_forbidden=audit.record_denial,
     )
     bound, deadline = request_limit_middlewares(settings, metrics if settings.metrics.enabled else None)
     app = web.Application(

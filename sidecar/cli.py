@@ -125,9 +125,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     # discovery document's URLs) names where it listens; a configured SIDECAR_PUBLIC_URL still wins
     settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
     host, port = settings.host, settings.port
-    configure_logging(settings.log_level, settings.log_format)
+    access_log = configure_logging(settings.log_level, settings.log_format)
     try:
-        app = create_app(settings, on_bootstrap=print_bootstrap_key)
+        app = create_app(settings, on_bootstrap=print_bootstrap_key, access_log=access_log)
     except ConfigError as exc:
         _fail(exc.message, code=2)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -98,3 +99,24 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path, own_redis: Redi
             assert b"Traceback" not in stderr
         finally:
             own_redis.resume()
+
+
+def test_serve_writes_one_json_access_line_per_request_to_stderr(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "SIDECAR_PORT": str(port), "SIDECAR_DATA_DIR": str(tmp_path / "data")}
+    with serving(env) as proc:
+        for request_id in ("first", "last"):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/hasura/webhook", headers={"X-Request-Id": request_id}
+            )
+            with urllib.request.urlopen(request, timeout=3) as resp:
+                assert resp.status == 200  # anonymous
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=15)
+    lines = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "sidecar.access"]
+    assert [line["request_id"] for line in access] == ["first", "last"]  # the healthcheck's /healthz is quiet
+    assert access[-1]["route"] == "/v1/hasura/webhook"
+    assert access[-1]["status"] == 200
+    assert access[-1]["level"] == "INFO"
+    assert isinstance(access[-1]["latency_ms"], float)
