@@ -109,7 +109,7 @@ def test_serve_writes_one_json_access_line_per_request_to_stderr(tmp_path: Path)
             request = urllib.request.Request(
                 f"http://127.0.0.1:{port}/v1/hasura/webhook", headers={"X-Request-Id": request_id}
             )
-            with urllib.request.urlopen(request, timeout=3) as resp:
+            with urllib.request.urlopen(request, timeout=3) as resp:  # noqa: S310 - http://127.0.0.1
                 assert resp.status == 200  # anonymous
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=15)
