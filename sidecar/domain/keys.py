@@ -81,6 +81,7 @@ class KeyService:
         default_org_id: str,
         shared: SharedKeyCache | None = None,
         revocations: TokenRevocations | None = None,
+        max_principals: int = 10_000,
     ) -> None:
         self._revocations = revocations
         self._store = store
@@ -92,6 +93,10 @@ class KeyService:
         self._policy = policy
         self._default_org = default_org_id
         self._last_used: dict[str, datetime] = {}
+        #: The principal last built for each cached record, reused while the cache holds that very
+        #: record object (a reload, a roll or a revoke puts a new one there); bounded like the cache.
+        self._principals: dict[str, tuple[ApiKeyRecord, Principal]] = {}
+        self._max_principals = max(1, max_principals)
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -103,7 +108,15 @@ class KeyService:
 
         A key whose checksum fails never reaches the shared cache or the store.
         """
-        return self.principal_for(await self.verify(key))
+        record = await self.verify(key)
+        memo = self._principals.get(record.digest)
+        if memo is not None and memo[0] is record:
+            return memo[1]
+        principal = self.principal_for(record)
+        if len(self._principals) >= self._max_principals:
+            self._principals.clear()  # a flood of distinct keys: start again rather than grow
+        self._principals[record.digest] = (record, principal)
+        return principal
 
     async def verify(self, key: str) -> ApiKeyRecord:
         if len(key) > keyformat.MAX_KEY_LENGTH or not key.isascii():
@@ -146,11 +159,13 @@ class KeyService:
         """Drop one key from this process's cache (another replica changed it)."""
         self._generation += 1
         self._cache.evict(digest)
+        self._principals.pop(digest, None)
 
     def forget_all(self) -> None:
         """Drop this process's whole cache (invalidations may have been missed)."""
         self._generation += 1
         self._cache.clear()
+        self._principals.clear()
 
     async def _invalidate(self, digest: str) -> None:
         self.forget(digest)

@@ -299,6 +299,31 @@ async def test_roll_keeps_both_keys_until_the_old_expires(keys: KeyService, cloc
         await keys.roll(old.record.id, expires_in_s=0, viewer=None)
 
 
+async def test_a_rolled_keys_principal_carries_its_new_expiry(keys: KeyService, clock: FrozenClock) -> None:
+    """The principal built for a cached key is reused only while the cache holds that same record."""
+    old = await keys.create(NewKey(), grantor=None)
+    assert (await keys.authenticate(old.key)).expires_at is None
+    assert (await keys.authenticate(old.key)).expires_at is None  # the reused principal
+    await keys.roll(old.record.id, expires_in_s=60, viewer=None)
+    assert (await keys.authenticate(old.key)).expires_at == clock.now() + timedelta(seconds=60)
+    keys.forget_all()
+    assert (await keys.authenticate(old.key)).expires_at == clock.now() + timedelta(seconds=60)
+
+
+async def test_a_key_rolled_by_another_replica_shows_its_expiry_once_the_cache_entry_expires(
+    keys: KeyService, store: CountingStore, clock: FrozenClock, policy: Policy
+) -> None:
+    other = KeyService(
+        store, MemoryKeyCache(clock, max_entries=10, ttl_s=30, negative_ttl_s=5), clock, policy, default_org_id="org_a"
+    )  # type: ignore[arg-type]
+    old = await keys.create(NewKey(), grantor=None)
+    assert (await keys.authenticate(old.key)).expires_at is None
+    await other.roll(old.record.id, expires_in_s=3600, viewer=None)  # no broadcast reaches `keys`
+    assert (await keys.authenticate(old.key)).expires_at is None  # its cached record, for up to ttl_s
+    clock.advance(31)
+    assert (await keys.authenticate(old.key)).expires_at == clock.now() + timedelta(seconds=3600 - 31)
+
+
 # --- what a key may be -------------------------------------------------------------------------
 
 
