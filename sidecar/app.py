@@ -546,6 +546,12 @@ async def _flush_last_used_forever(keys: KeyService, interval_s: float) -> None:
             log.exception("could not record last_used_at; will retry")
 
 
+async def _response_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The one ``on_response_prepare`` receiver (each receiver is a coroutine per response)."""
+    ratelimit.add_headers(request, response)
+    cors.add_headers(request, response)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -664,9 +670,8 @@ def create_app(
     app[READINESS] = readiness
     app[VERSION] = __version__
     app.cleanup_ctx.append(resources)
-    app.on_response_prepare.append(ratelimit.add_headers)
+    app.on_response_prepare.append(_response_headers)
     app[cors.CORS] = cors.CorsPolicy(BrowserOrigins(settings.cors.allowed_origins), settings.cors.max_age_s)
-    app.on_response_prepare.append(cors.add_headers)
     app[dashboard_page.TEMPLATES] = dashboard_page.make_templates()
     app[dashboard_page.COOKIE_SECURE] = settings.dashboard_cookie_secure
     app[hasura_events.EVENTS_HEADER] = settings.webhook.hasura_events_header

@@ -87,8 +87,9 @@ for _path in BROWSER_ROUTES:
     routes.options(_path)(preflight)
 
 
-async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: ``Vary: Origin`` on every browser route, and the origin when it is allowed.
+def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Before a response goes out (``on_response_prepare``, see ``sidecar.app``): ``Vary: Origin``
+    on every browser route, and the origin when it is allowed.
 
     Error answers get them too, so a page can read why it was refused.
     """

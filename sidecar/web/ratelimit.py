@@ -54,8 +54,9 @@ def _counted(request: web.Request, scope: str) -> Iterator[None]:
         raise
 
 
-async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: tell the client where it stands (IETF RateLimit header fields)."""
+def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Before a response goes out (``on_response_prepare``, see ``sidecar.app``): tell the client
+    where it stands (IETF RateLimit header fields)."""
     decision = request.get(_DECISION)
     if decision is None or "RateLimit-Limit" in response.headers:
         return
