@@ -105,10 +105,16 @@ class FoldedHeaders:
     """
 
     def __init__(self, headers: Mapping[str, object]) -> None:
-        self._values: dict[str, list[str]] = {}
+        values: dict[str, list[str]] = {}
         for name, value in headers.items():
             if isinstance(value, str):
-                self._values.setdefault(name.lower(), []).append(value)
+                key = name.lower()
+                same = values.get(key)
+                if same is None:
+                    values[key] = [value]
+                else:
+                    same.append(value)
+        self._values = values
 
     def getall(self, key: str, default: list[str], /) -> list[str]:
         return self._values.get(key.lower(), default)

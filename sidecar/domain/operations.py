@@ -160,6 +160,10 @@ def _root_fields(
                 yield from _root_fields(fragment.selection_set, fragments, seen)
 
 
+#: Bound of ``OperationPolicy``'s remembered answers.
+_MAX_REMEMBERED = 4096
+
+
 def may_write(granted: Iterable[str]) -> bool:
     """Does any scope allow a write to data (``admin``, ``x:write``, ``x:*``, ``*:*``)?
 
@@ -204,6 +208,8 @@ class OperationPolicy:
         self._subscription_roles = subscription_roles
         self._gate = gate
         self._policy = policy
+        #: forbidden types by (scopes acted with, role): few distinct pairs, asked on every call
+        self._forbidden: dict[tuple[tuple[str, ...], str], frozenset[OperationType]] = {}
 
     def check(self, principal: Principal, role: str, request: object) -> None:
         forbidden = self.forbidden_types(principal, role)
@@ -246,11 +252,17 @@ class OperationPolicy:
             self._gate.check_unseen(principal, role)
 
     def forbidden_types(self, principal: Principal, role: str) -> frozenset[OperationType]:
-        forbidden = set()
         # acting as another role, a credential writes only as far as that role's scopes allow
         scopes = self._policy.scopes_acting_as(principal, role) if self._policy is not None else principal.scopes
+        known = self._forbidden.get((scopes, role))
+        if known is not None:
+            return known
+        forbidden = set()
         if not may_write(scopes):
             forbidden.add(OperationType.MUTATION)
         if self._subscription_roles is not None and role not in self._subscription_roles:
             forbidden.add(OperationType.SUBSCRIPTION)
-        return frozenset(forbidden)
+        if len(self._forbidden) >= _MAX_REMEMBERED:
+            self._forbidden.clear()  # a flood of distinct scope sets (restricted keys): start again
+        answer = self._forbidden[scopes, role] = frozenset(forbidden)
+        return answer

@@ -13,6 +13,7 @@ line carries the caller's key id.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -98,13 +99,21 @@ async def _read_payload(request: web.Request, limit: int) -> dict[str, Any]:
     POST mode carries the client's whole request, hence the limit. A body Hasura would never
     send is still a 401, not a 400: Hasura would turn a 400 into a 500 for its client (§1.7).
     """
-    if request.content_length is not None and request.content_length > limit:
+    length = request.content_length
+    if length is not None and length > limit:
         raise _refuse("the request body is larger than the allowed size", "body_too_large")
-    raw = bytearray()
-    async for chunk in request.content.iter_any():
-        raw += chunk
-        if len(raw) > limit:
-            raise _refuse("the request body is larger than the allowed size", "body_too_large")
+    raw: bytes | bytearray
+    if length is not None:
+        try:  # the webhook's own limit, not the app's client_max_size that request.read() applies
+            raw = await request.content.readexactly(length)
+        except asyncio.IncompleteReadError:
+            raise _refuse("the request body ended before its Content-Length", "body_malformed") from None
+    else:
+        raw = bytearray()
+        async for chunk in request.content.iter_any():  # chunked: count as it comes
+            raw += chunk
+            if len(raw) > limit:
+                raise _refuse("the request body is larger than the allowed size", "body_too_large")
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
