@@ -334,6 +334,20 @@ async def test_large_post_bodies_up_to_the_webhook_limit(client: Client, admin_k
     assert (await resp.json())["error"] == "UNAUTHENTICATED"
 
 
+async def test_any_json_hasura_forwards_is_read_and_anything_else_is_401(client: Client, admin_key: str) -> None:
+    """JSON allows integers beyond 64 bits (a variable Hasura would pass to PostgreSQL's numeric);
+    a body nested deeper than any parser's stack is not a request, and is a 401, not a 500."""
+    key = await new_key(client, admin_key, role="viewer")
+    huge = {"query": "query Q($n: numeric) { orders(where: {total: {_gt: $n}}) { id } }", "variables": {"n": 2**70}}
+    assert (await hook_post(client, huge, Authorization=f"Bearer {key}")).role == "viewer"
+    headers = json.dumps({"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    deep = '{"headers": ' + headers + ', "request": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    resp = await client.post(URL, data=deep, headers=HASURA_HEADERS)
+    assert resp.status == 401
+    assert (await resp.json())["error"] == "UNAUTHENTICATED"
+    assert ("deny", "body_malformed", "unknown") in await decisions(client)
+
+
 async def test_a_body_over_the_limit_is_401_with_or_without_a_content_length(client: Client) -> None:
     big = json.dumps(post_v2_body({}, {"query": "x" * 2_000_000})).encode()
 
