@@ -126,8 +126,8 @@ _NONE: list[str] = []
 def _single(headers: HeaderLookup, name: str) -> tuple[str, bool]:
     """The header's value ("" when absent), and whether it was sent twice with different values."""
     values = headers.getall(name, _NONE)
-    if not values:
-        return "", False
+    if len(values) < 2:  # the usual case: no generator for it
+        return (values[0] if values else ""), False
     first = values[0]
     return first, any(v != first for v in values)
 
