@@ -41,6 +41,7 @@ from sidecar.domain.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
 from sidecar.domain.token_exchange import TokenExchangeGrant
 from sidecar.domain.tokens import TokenConfig, TokenService
 from sidecar.domain.trusted_issuers import TrustedIssuers
+from sidecar.domain.verified_tokens import VerifiedTokens
 from sidecar.domain.webhook_endpoints import WebhookEndpointService
 from sidecar.errors import ConfigError, SidecarError
 from sidecar.logs import AccessLog
@@ -458,7 +459,14 @@ def build_token_service(
         clock_skew_s=conf.clock_skew_s,
         accepted_algorithms=conf.accepted(),
     )
-    return TokenService(ring, clock, policy, config, on_issued=metrics.token_issued if metrics is not None else None)
+    return TokenService(
+        ring,
+        clock,
+        policy,
+        config,
+        on_issued=metrics.token_issued if metrics is not None else None,
+        verified=VerifiedTokens(conf.verified_cache_entries),
+    )
 
 
 async def _audit_rotation(audit_log: AuditLog, status: KeyStatus) -> None:

@@ -236,6 +236,9 @@ class JwtSettings(BaseModel):
     key_files: tuple[Path, ...] = Field((), description="PEM private keys, oldest to newest; the newest signs")
     jwks_max_age_s: int = Field(300, ge=0, le=86_400, description="Cache-Control max-age of the JWKS")
     ring_reload_s: float = Field(30.0, gt=0, description="how often replicas re-read the signing keys")
+    verified_cache_entries: int = Field(
+        10_000, ge=0, le=1_000_000, description="verified session tokens remembered per process (LRU); 0: none"
+    )
 
     @field_validator("issuer", "audience", mode="before")
     @classmethod

@@ -1,12 +1,17 @@
 """Session JWTs: exchange an API key for a short-lived token Hasura verifies itself; verify ours.
 
 Claims follow CONTRACT.md "Session JWT" and shared/hasura-contract.md §3 and §5. Every time check
-uses the injected clock (pyjwt's own, which reads the wall clock, is switched off).
+uses the injected clock (pyjwt's own, which reads the wall clock, is switched off). A token is
+decoded and its signature checked once per process; later verifies of the same token reuse what
+that proved and check only its times again (``sidecar.domain.verified_tokens`` says why and how).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,13 +23,17 @@ import jwt
 from sidecar.domain import scopes as scope_rules
 from sidecar.domain.hasura_claims import SessionClaims
 from sidecar.domain.rbac import Policy
-from sidecar.domain.signing_keys import KeyRing
+from sidecar.domain.signing_keys import KeyRing, RingView
+from sidecar.domain.verified_tokens import VerifiedToken, VerifiedTokens
 from sidecar.errors import Forbidden, InvalidToken, TokenExpired
 from sidecar.models import CredentialType, Environment, KeyType, Principal
 from sidecar.ports import Clock
 
 ClaimsFormat = Literal["json", "stringified_json"]
 _REQUIRED = ["exp", "iat", "sub", "iss", "jti"]
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+#: far longer than any header we sign ({"alg", "typ", "kid"}); a longer one is not ours
+_MAX_HEADER_LENGTH = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +79,15 @@ class TokenService:
         config: TokenConfig,
         *,
         on_issued: IssuedHook | None = None,
+        verified: VerifiedTokens | None = None,
     ) -> None:
+        """``verified``: where verified tokens are remembered (``None``: nowhere, every verify is fresh)."""
         self._ring = ring
         self._clock = clock
         self._policy = policy
         self._config = config
         self._on_issued = on_issued
+        self._verified = verified if verified is not None else VerifiedTokens(0)
 
     @property
     def config(self) -> TokenConfig:
@@ -209,26 +221,38 @@ class TokenService:
         return self.verify_now(token)
 
     def verify_now(self, token: str) -> Principal:
-        payload = self._decode(token)
-        self._check_times(payload)
+        """The principal of a valid session token; a token seen before under the same key ring is
+        not decoded again, but its times are checked again (``sidecar.domain.verified_tokens``)."""
+        ring = self._ring.view()
+        now = self._clock.now().timestamp()
+        seen = self._verified.get(token, ring)
+        if seen is not None:
+            try:
+                self._check_times(seen.exp, seen.iat, seen.nbf, now)
+            except (InvalidToken, TokenExpired):
+                self._verified.evict(token)
+                raise
+            return seen.principal
+        payload = self._decode(token, ring)
+        exp, iat, nbf = _times(payload)
+        self._check_times(exp, iat, nbf, now)
         try:
-            return self._principal(payload)
+            principal = self._principal(payload)
         except (KeyError, TypeError, ValueError):
             raise InvalidToken("the token's claims are malformed", reason="token_claims_invalid") from None
+        self._verified.put(token, ring, VerifiedToken(principal, exp, iat, nbf))
+        return principal
 
-    def _decode(self, token: str) -> dict[str, Any]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidToken("the token is malformed", reason="token_malformed") from None
+    def _decode(self, token: str, ring: RingView) -> dict[str, Any]:
+        header = _unverified_header(token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._config.accepted_algorithms:
             raise InvalidToken("the token's algorithm is not accepted", reason="token_alg_not_allowed")
         kid = header.get("kid")
-        key = self._ring.view().verifiers.get(kid) if isinstance(kid, str) else None
+        key = ring.verifiers.get(kid) if isinstance(kid, str) else None
         if key is None:
             raise InvalidToken("the token was not signed by a published key", reason="token_unknown_kid")
-        if header.get("alg") != key.algorithm:
+        if alg != key.algorithm:
             raise InvalidToken("the token's algorithm does not match its key", reason="token_alg_mismatch")
         config = self._config
         try:
@@ -249,6 +273,8 @@ class TokenService:
             )
         except jwt.InvalidSignatureError:
             raise InvalidToken("the token's signature is not valid", reason="token_bad_signature") from None
+        except jwt.DecodeError:
+            raise InvalidToken("the token is malformed", reason="token_malformed") from None
         except jwt.InvalidAudienceError:
             raise InvalidToken("the token is not meant for this audience", reason="token_wrong_audience") from None
         except jwt.InvalidIssuerError:
@@ -258,12 +284,8 @@ class TokenService:
         except jwt.PyJWTError:
             raise InvalidToken("the token is not valid", reason="token_invalid") from None
 
-    def _check_times(self, payload: dict[str, Any]) -> None:
-        now = self._clock.now().timestamp()
+    def _check_times(self, exp: float, iat: float, nbf: float, now: float) -> None:
         skew = self._config.clock_skew_s
-        exp, iat, nbf = payload["exp"], payload["iat"], payload.get("nbf", 0)
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat, nbf)):
-            raise InvalidToken("the token's times are not numbers", reason="token_claims_invalid")
         if now >= exp:
             raise TokenExpired("the token has expired", reason="token_expired")
         if iat > now + skew or nbf > now + skew:
@@ -295,6 +317,28 @@ class TokenService:
             expires_at=datetime.fromtimestamp(payload["exp"], UTC),
             token_id=str(payload["jti"]),
         )
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header, from the first segment alone: it only picks the key; ``jwt.decode`` then
+    decodes and checks the whole token, this header included, itself."""
+    segment, dot, _ = token.partition(".")
+    if not dot or len(segment) > _MAX_HEADER_LENGTH or _BASE64URL.fullmatch(segment) is None:
+        raise InvalidToken("the token is malformed", reason="token_malformed")
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (binascii.Error, ValueError, RecursionError):
+        raise InvalidToken("the token is malformed", reason="token_malformed") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("the token is malformed", reason="token_malformed")
+    return header
+
+
+def _times(payload: dict[str, Any]) -> tuple[float, float, float]:
+    exp, iat, nbf = payload["exp"], payload["iat"], payload.get("nbf", 0)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat, nbf)):
+        raise InvalidToken("the token's times are not numbers", reason="token_claims_invalid")
+    return exp, iat, nbf
 
 
 def _strings(value: object) -> bool:

@@ -15,6 +15,7 @@ from sidecar.app import create_app
 from sidecar.ports.clock import FrozenClock
 from sidecar.redis_wiring import REVOCATION_UPDATES
 from sidecar.settings import Settings
+from sidecar.web.state import SERVICES
 from tests.conftest import Bootstrap, bearer
 from tests.hasura_rules import BROWSER_HEADERS, get_mode_headers, hasura_reads
 from tests.web.test_replicas import PROPAGATION_BOUND_S, replica_settings
@@ -81,6 +82,29 @@ async def test_revoking_a_key_revokes_every_token_it_was_exchanged_for(client: C
     assert resp.status == 200
     assert [await hasura_denies(client, t) for t in tokens] == [True, True]
     assert not await hasura_denies(client, kept)
+
+
+async def test_a_token_the_webhook_remembers_is_refused_once_revoked_by_id_or_with_its_key(
+    client: Client, admin_key: str
+) -> None:
+    """Verified tokens are remembered (SIDECAR_JWT__VERIFIED_CACHE_ENTRIES); revocation is checked anyway."""
+    created = await new_key(client, admin_key)
+    by_id, by_key = await session_token(client, created["key"]), await session_token(client, created["key"])
+    for token in (by_id, by_key):
+        assert not await hasura_denies(client, token)
+        assert not await hasura_denies(client, token)
+    tokens = client.server.app[SERVICES].tokens
+    assert tokens.verify_now(by_id) is tokens.verify_now(by_id)  # remembered: the same principal, not decoded again
+
+    jti = jwt.decode(by_id, options={"verify_signature": False})["jti"]
+    assert (await client.post("/v1/auth/revoke", json={"jti": jti}, headers=bearer(admin_key))).status == 200
+    assert await hasura_denies(client, by_id)
+    assert (await client.get("/v1/auth/validate", headers=bearer(by_id))).status == 401
+    assert not await hasura_denies(client, by_key)
+
+    assert (await client.delete(f"/v1/api_keys/{created['id']}", headers=bearer(admin_key))).status == 200
+    assert await hasura_denies(client, by_key)
+    assert (await client.get("/v1/auth/validate", headers=bearer(by_key))).status == 401
 
 
 async def test_the_request_must_name_exactly_one_token(client: Client, admin_key: str) -> None:
