@@ -232,7 +232,14 @@ def build_key_service(
         store = timed_store(store, metrics)
         shared = TimedSharedKeyCache(shared, metrics) if shared is not None else None
     return KeyService(
-        store, cache, clock, policy, default_org_id=settings.default_org_id, shared=shared, revocations=revocations
+        store,
+        cache,
+        clock,
+        policy,
+        default_org_id=settings.default_org_id,
+        shared=shared,
+        revocations=revocations,
+        token_ttl_s=settings.jwt.ttl_s,
     )
 
 
