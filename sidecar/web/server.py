@@ -39,6 +39,7 @@ _TOO_MANY_HEADERS = "Too many headers"
 
 
 def _raised_in(exc: BaseException, function: str) -> bool:
+    """Whether ``function`` (for the C parser, e.g. ``aiohttp._http_parser.cb_on_url``) raised ``exc``."""
     tb = exc.__traceback__
     while tb is not None:
         if tb.tb_frame.f_code.co_name.endswith(function):
