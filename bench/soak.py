@@ -8,7 +8,9 @@ Starts the replicas on 127.0.0.1 (one store, one master key, one bootstrap admin
 with API keys and session JWTs, token exchange, key create/show/revoke (and the webhook refusing
 the revoked key), session-token revocation, and OAuth client-credentials grants. Prints a JSON
 report: per operation the count, unexpected answers and p50/p99 latency; per replica its RSS at
-the start (after a warm-up) and at the end. Exit status 1 when any answer was unexpected.
+the start (after a warm-up), every ``--sample-every`` seconds and at the end. ``--token-ttl`` shortens
+the session-token lifetime, so that token revocations (kept until the tokens expire) level off
+within the run. Exit status 1 when any answer was unexpected.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def rss_kib(pid: int) -> int:
 
 @contextmanager
 def replicas(
-    count: int, workdir: Path, redis_url: str | None, database_url: str | None
+    count: int, workdir: Path, redis_url: str | None, database_url: str | None, token_ttl_s: int | None = None
 ) -> Iterator[tuple[list[subprocess.Popen[bytes]], str]]:
     admin = keyformat.mint(keyformat.prefix_for(KeyType.SECRET, "super_admin", Environment.LIVE))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECAR_")}
@@ -66,6 +68,8 @@ def replicas(
         env["SIDECAR_REDIS_URL"] = redis_url
     if database_url:
         env["SIDECAR_DATABASE_URL"] = database_url
+    if token_ttl_s:
+        env["SIDECAR_JWT__TTL_S"] = str(token_ttl_s)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for i in range(count):
@@ -204,6 +208,13 @@ async def worker(traffic: Traffic, deadline: float) -> None:
         await random.choices(actions, weights)[0]()
 
 
+async def sample_rss(procs: list[subprocess.Popen[bytes]], every_s: float, into: list[list[int]]) -> None:
+    """Every ``every_s`` seconds, each replica's RSS (KiB): whether memory levels off, not just how far it went."""
+    while True:
+        await asyncio.sleep(every_s)
+        into.append([rss_kib(p.pid) for p in procs])
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
@@ -212,7 +223,7 @@ def percentile(values: list[float], q: float) -> float:
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory() as tmp,
-        replicas(args.replicas, Path(tmp), args.redis_url, args.database_url) as (procs, admin),
+        replicas(args.replicas, Path(tmp), args.redis_url, args.database_url, args.token_ttl) as (procs, admin),
     ):
         urls = [f"http://{HOST}:{p.port}" for p in procs]  # type: ignore[attr-defined]
         connector = aiohttp.TCPConnector(limit=args.concurrency * 2)
@@ -228,8 +239,11 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             stats.latencies.clear()
             stats.unexpected.clear()
             started = time.monotonic()
+            samples: list[list[int]] = []
+            sampler = asyncio.create_task(sample_rss(procs, args.sample_every, samples))
             await asyncio.gather(*(worker(traffic, started + args.seconds) for _ in range(args.concurrency)))
             elapsed = time.monotonic() - started
+            sampler.cancel()
             rss_end = [rss_kib(p.pid) for p in procs]
     total = sum(len(v) for v in stats.latencies.values())
     errors = sum(stats.unexpected.values())
@@ -255,6 +269,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             {"start": s, "end": e, "growth_pct": round(100 * (e - s) / s, 1)}
             for s, e in zip(rss_start, rss_end, strict=True)
         ],
+        f"rss_kib_every_{args.sample_every:g}_s": [list(replica) for replica in zip(*samples, strict=True)],
     }
 
 
@@ -267,6 +282,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database-url", default=None, help="e.g. postgresql://… (default: a SQLite file)")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent client loops")
     parser.add_argument("--redis-url", default=None, help="a Redis the replicas share (default: none)")
+    parser.add_argument(
+        "--token-ttl", type=int, default=None, help="session-token lifetime in seconds (default: the sidecar's, 3600)"
+    )
+    parser.add_argument("--sample-every", type=float, default=60.0, help="seconds between RSS samples")
     args = parser.parse_args(argv)
     report = asyncio.run(soak(args))
     print(json.dumps(report, indent=2))

@@ -242,6 +242,7 @@ def build_key_service(
         shared=shared,
         revocations=revocations,
         max_principals=settings.key_cache.max_entries,
+        token_ttl_s=settings.jwt.ttl_s,
     )
 
 

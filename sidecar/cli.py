@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from aiohttp import web
 
 from sidecar.app import (
     build_key_ring,
@@ -44,6 +43,7 @@ from sidecar.redis_wiring import open_redis
 from sidecar.settings import Settings, load_role_model, load_table_model
 from sidecar.web.oauth_clients import client_json
 from sidecar.web.render import key_json
+from sidecar.web.server import serve as serve_app
 from sidecar.web.tokens import signing_key_json
 
 T = TypeVar("T")
@@ -141,12 +141,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         click.echo(f"sidecar listening on http://{host}:{port}", err=True)
 
     try:
-        web.run_app(
+        serve_app(  # web.run_app, but what aiohttp refuses before routing is JSON too (sidecar/web/server.py)
             app,
             host=host,
             port=port,
-            access_log=None,
-            print=listening,
+            on_listening=listening,
             shutdown_timeout=settings.shutdown_timeout_s,  # stop listening, let requests in flight finish
             **server_options(settings),  # header bounds and the slow-header timeout (SIDECAR_LIMITS__*)
         )

@@ -321,6 +321,34 @@ class KeyStoreContract:
         page = await store.list_keys(org_id=None, key_type=None, limit=100, starting_after=None)
         assert all(r.last_used_at == T0 + timedelta(seconds=int(r.id[4:])) for r in page.data)
 
+    # --- the end of a key's session tokens -----------------------------------------------------
+
+    async def test_a_key_that_never_exchanged_a_token_has_no_end(self, store: KeyStore) -> None:
+        await store.insert_key(make_record(1))
+        assert await store.key_tokens_until("key_000001") is None
+        assert await store.key_tokens_until("key_nope") is None
+
+    async def test_the_later_end_stays(self, store: KeyStore) -> None:
+        await store.insert_key(make_record(1))
+        assert await store.mark_key_tokens("key_000001", T0 + timedelta(hours=2))
+        assert await store.mark_key_tokens("key_000001", T0 + timedelta(hours=1))
+        assert await store.key_tokens_until("key_000001") == T0 + timedelta(hours=2)
+
+    async def test_a_revoked_or_unknown_key_records_no_end(self, store: KeyStore) -> None:
+        await store.insert_key(make_record(1))
+        assert await store.mark_key_tokens("key_000001", T0 + timedelta(hours=1))
+        await store.revoke_key("key_000001", T0)
+        assert not await store.mark_key_tokens("key_000001", T0 + timedelta(hours=5))
+        assert await store.key_tokens_until("key_000001") == T0 + timedelta(hours=1)
+        assert not await store.mark_key_tokens("key_nope", T0)
+
+    async def test_a_mark_racing_the_revocation_lands_before_it_or_not_at_all(self, store: KeyStore) -> None:
+        for n in range(20):
+            await store.insert_key(make_record(n))
+            key_id, until = f"key_{n:06d}", T0 + timedelta(hours=1)
+            marked, _ = await asyncio.gather(store.mark_key_tokens(key_id, until), store.revoke_key(key_id, T0))
+            assert await store.key_tokens_until(key_id) == (until if marked else None)
+
     # --- the key-scope table -------------------------------------------------------------------
 
     async def test_set_key_scopes_replaces_the_rows(self, store: KeyStore, key_scopes: ScopeReader) -> None:

@@ -1,4 +1,4 @@
-"""`sidecar serve` as the container runs it: healthy, then a clean exit on SIGTERM."""
+"""`sidecar serve` as the container runs it: healthy, JSON even for what aiohttp refuses, a clean exit on SIGTERM."""
 
 from __future__ import annotations
 
@@ -120,3 +120,29 @@ def test_serve_writes_one_json_access_line_per_request_to_stderr(tmp_path: Path)
     assert access[-1]["status"] == 200
     assert access[-1]["level"] == "INFO"
     assert isinstance(access[-1]["latency_ms"], float)
+
+
+def test_serve_answers_an_oversized_header_in_json(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "SIDECAR_PORT": str(port),
+        "SIDECAR_DATA_DIR": str(tmp_path / "data"),
+        "SIDECAR_LIMITS__MAX_FIELD_BYTES": "2048",
+    }
+    with serving(env) as proc, socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"a" * 4096 + b"\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):  # the server closes the connection after it
+            answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split(b" ")[1] == b"431"
+        assert b"Content-Type: application/json" in head
+        assert json.loads(body) == {
+            "error": "INVALID_REQUEST",
+            "message": "a request header field is longer than 2048 bytes",
+        }
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=15)
+        assert proc.returncode == 0, stderr.decode()
+        assert b"a" * 100 not in stderr  # the log line quotes nothing of the header

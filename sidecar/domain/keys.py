@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +26,9 @@ from sidecar.ports import Clock, KeyCache, KeyStore, SharedKeyCache
 
 SYSTEM_ORGS_SCOPE = "system:orgs"
 MAX_NAME_LENGTH = 200
+#: Keys whose token-exchange mark this process remembers (``note_token_exchange``); one more
+#: than this costs one store write, never a missed revocation.
+MAX_REMEMBERED_MARKS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +86,12 @@ class KeyService:
         shared: SharedKeyCache | None = None,
         revocations: TokenRevocations | None = None,
         max_principals: int = 10_000,
+        token_ttl_s: int = 3600,
     ) -> None:
         self._revocations = revocations
+        self._token_ttl = timedelta(seconds=token_ttl_s)
+        #: key id -> the end this process recorded for its tokens, oldest first (``note_token_exchange``)
+        self._marks: OrderedDict[str, datetime] = OrderedDict()
         self._store = store
         self._cache = cache
         self._shared = shared
@@ -220,6 +228,36 @@ class KeyService:
         await self._store.touch_keys(batch)
         return len(batch)
 
+    # --- session tokens of a key -------------------------------------------------------------
+
+    async def note_token_exchange(self, principal: Principal) -> None:
+        """Before a session token is handed out for an API key: record in the store that the key's
+        tokens may live a while (two token lifetimes from now), so that revoking the key revokes
+        them, and that revoking a key which never exchanged one needs no revocation entry at all.
+
+        One store write per key per token lifetime in each process. ``RevokedApiKey`` when the key
+        was revoked meanwhile (a cached copy still said it was active); ``Unavailable`` when the
+        store cannot answer: no token without the record (fail closed).
+        """
+        if principal.credential_type is not CredentialType.API_KEY or principal.key_id is None:
+            return
+        key_id, now = principal.key_id, self._clock.now()
+        marked = self._marks.get(key_id)
+        if marked is not None and marked >= now + self._token_ttl:  # covers a token issued now
+            return
+        until = now + 2 * self._token_ttl
+        if not await self._store.mark_key_tokens(key_id, until):
+            raise RevokedApiKey("the API key has been revoked", reason="api_key_revoked")
+        marks = self._marks
+        marks[key_id] = until
+        marks.move_to_end(key_id)
+        # oldest first: a mark that no longer covers a new token, or one over the bound, goes
+        while marks:
+            first = next(iter(marks.values()))
+            if first >= now + self._token_ttl and len(marks) <= MAX_REMEMBERED_MARKS:
+                break
+            marks.popitem(last=False)
+
     # --- management ---------------------------------------------------------------------------
 
     async def create(self, spec: NewKey, *, grantor: Principal | None) -> IssuedKey:
@@ -331,8 +369,11 @@ class KeyService:
         await self._invalidate(record.digest)
         # Hasura's key-scope check then refuses the key's still-unexpired session JWTs too
         await self._store.set_key_scopes(record.id, ())
-        if self._revocations is not None:  # and the webhook refuses them
-            await self._revocations.revoke_key_tokens(record.id)
+        self._marks.pop(record.id, None)
+        if self._revocations is not None:  # and the webhook refuses them, if it ever exchanged any
+            tokens_until = await self._store.key_tokens_until(record.id)  # no mark lands after revoke_key
+            if tokens_until is not None:
+                await self._revocations.revoke_key_tokens(record.id, tokens_until)
         return revoked
 
     async def roll(self, key_id: str, *, expires_in_s: int, viewer: Principal | None) -> tuple[IssuedKey, ApiKeyRecord]:

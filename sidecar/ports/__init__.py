@@ -67,6 +67,19 @@ class KeyStore(Protocol):
         """Replace the key's rows in the key-scope table (``api_key_scopes``), which Hasura may read."""
         ...
 
+    async def mark_key_tokens(self, key_id: str, until: datetime) -> bool:
+        """Record that session tokens exchanged for the key may live until ``until`` (a later end
+        already recorded stays). ``False``, recording nothing, when the key is revoked or unknown.
+
+        Serialised with ``revoke_key`` on the key's row: a mark either lands before the
+        revocation (and ``key_tokens_until`` then returns it) or is refused after it.
+        """
+        ...
+
+    async def key_tokens_until(self, key_id: str) -> datetime | None:
+        """The latest end recorded by ``mark_key_tokens``; ``None`` if the key never exchanged a token."""
+        ...
+
 
 class KeyCache(Protocol):
     """The in-process tier of key lookups: bounded, with TTLs, synchronous (no I/O)."""
@@ -227,8 +240,13 @@ class RevocationStore(Protocol):
         """Record (or extend to the later ``until``) a revocation; ``kind`` is ``jti`` or ``key``."""
         ...
 
-    async def active_revocations(self, now: datetime) -> list[tuple[str, str, datetime]]:
-        """Every ``(kind, subject, until)`` with ``until`` after ``now``."""
+    async def revocations_since(self, cursor: int | None, now: datetime) -> tuple[list[tuple[str, str, datetime]], int]:
+        """The ``(kind, subject, until)`` recorded or extended since ``cursor`` with ``until`` after
+        ``now`` (every one for ``None``), and the cursor to pass next time.
+
+        Exact: a revocation being written while this reads is in this answer or in the next. It may
+        repeat some of the last answer's. Entries past their ``until`` may be deleted meanwhile.
+        """
         ...
 
 

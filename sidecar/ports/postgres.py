@@ -19,7 +19,7 @@ from sidecar.errors import ConfigError, Conflict, Unavailable
 from sidecar.models import ApiKeyRecord, KeyType, Page
 from sidecar.ports.migrations import Migration, pending
 from sidecar.ports.postgres_key_scopes import MIGRATIONS as KEY_SCOPE_MIGRATIONS
-from sidecar.ports.rows import KEY_COLUMNS, key_to_row, roll_refused, row_to_key, to_ts
+from sidecar.ports.rows import KEY_COLUMNS, from_ts, key_to_row, roll_refused, row_to_key, to_ts
 
 #: The key store's schema. Timestamps are UNIX seconds (as in SQLite); ids compare bytewise
 #: (``COLLATE "C"``) so the newest-first order breaks ties exactly as SQLite does.
@@ -50,6 +50,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         CREATE INDEX api_keys_by_org_created ON api_keys (org_id, created_at DESC, id DESC);
         CREATE INDEX api_keys_by_created ON api_keys (created_at DESC, id DESC);
+        """,
+    ),
+    # How long the session tokens exchanged for a key may live (``mark_key_tokens``). Keys made
+    # before this may have exchanged tokens unrecorded: they count as having tokens for ever (the
+    # end of 9999), so revoking one revokes its tokens for the longest a token can live.
+    Migration(
+        "api_keys",
+        2,
+        """
+        ALTER TABLE api_keys ADD COLUMN tokens_until DOUBLE PRECISION;
+        UPDATE api_keys SET tokens_until = 253402300799;
         """,
     ),
 )
@@ -222,6 +233,21 @@ class PostgresKeyStore:
             to_ts(at),
             key_id,
         )
+
+    async def mark_key_tokens(self, key_id: str, until: datetime) -> bool:
+        async with self._database.connection() as conn:
+            marked = await conn.fetchval(
+                "UPDATE api_keys SET tokens_until = greatest(coalesce(tokens_until, 0), $1)"
+                " WHERE id = $2 AND revoked_at IS NULL RETURNING id",
+                to_ts(until),
+                key_id,
+            )
+        return marked is not None
+
+    async def key_tokens_until(self, key_id: str) -> datetime | None:
+        async with self._database.connection() as conn:
+            until = await conn.fetchval("SELECT tokens_until FROM api_keys WHERE id = $1", key_id)
+        return from_ts(until)
 
     async def roll_key(self, old_id: str, old_expires_at: datetime, new: ApiKeyRecord) -> None:
         async with self._database.connection() as conn, conn.transaction():

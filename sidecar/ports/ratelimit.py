@@ -70,11 +70,19 @@ class MemoryRateLimiter:
         now = self._clock.monotonic()
         decision, new_tat = gcra(self._tats.get(bucket), now, limit)
         if new_tat is not None:
-            self._tats[bucket] = new_tat
-            self._tats.move_to_end(bucket)
-            while len(self._tats) > self._max:
-                self._tats.popitem(last=False)
+            tats = self._tats
+            tats[bucket] = new_tat
+            tats.move_to_end(bucket)
+            # From the least recently used end, drop buckets over the bound and those whose TAT has
+            # passed (a full bucket again, as if never seen), so a stream of new callers levels off
+            while tats:
+                if next(iter(tats.values())) > now and len(tats) <= self._max:
+                    break
+                tats.popitem(last=False)
         return decision
 
     async def hit(self, bucket: str, limit: Limit) -> Decision:
         return self.hit_now(bucket, limit)
+
+    def __len__(self) -> int:
+        return len(self._tats)

@@ -16,7 +16,7 @@ import aiosqlite
 from sidecar.errors import Conflict, Unavailable
 from sidecar.models import ApiKeyRecord, KeyType, Page
 from sidecar.ports.migrations import Migration, pending
-from sidecar.ports.rows import KEY_COLUMNS, key_to_row, roll_refused, row_to_key, to_ts
+from sidecar.ports.rows import KEY_COLUMNS, from_ts, key_to_row, roll_refused, row_to_key, to_ts
 from sidecar.ports.sqlite_key_scopes import MIGRATIONS as KEY_SCOPE_MIGRATIONS
 
 __all__ = ["MIGRATIONS", "Migration", "SqliteDatabase", "SqliteKeyStore"]
@@ -51,6 +51,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         CREATE INDEX api_keys_by_org_created ON api_keys (org_id, created_at DESC, id DESC);
         CREATE INDEX api_keys_by_created ON api_keys (created_at DESC, id DESC);
+        """,
+    ),
+    # How long the session tokens exchanged for a key may live (``mark_key_tokens``). Keys made
+    # before this may have exchanged tokens unrecorded: they count as having tokens for ever (the
+    # end of 9999), so revoking one revokes its tokens for the longest a token can live.
+    Migration(
+        "api_keys",
+        2,
+        """
+        ALTER TABLE api_keys ADD COLUMN tokens_until REAL;
+        UPDATE api_keys SET tokens_until = 253402300799
         """,
     ),
 )
@@ -244,6 +255,22 @@ class SqliteKeyStore:
                     "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (to_ts(at), key_id)
                 )
         return await self.get_key(key_id)
+
+    async def mark_key_tokens(self, key_id: str, until: datetime) -> bool:
+        with _guarded():
+            async with self._database.write() as db:
+                cur = await db.execute(
+                    "UPDATE api_keys SET tokens_until = max(coalesce(tokens_until, 0), ?)"
+                    " WHERE id = ? AND revoked_at IS NULL",
+                    (to_ts(until), key_id),
+                )
+                return cur.rowcount == 1
+
+    async def key_tokens_until(self, key_id: str) -> datetime | None:
+        with _guarded():
+            async with self._db.execute("SELECT tokens_until FROM api_keys WHERE id = ?", (key_id,)) as cur:
+                row = await cur.fetchone()
+        return None if row is None else from_ts(row[0])
 
     async def roll_key(self, old_id: str, old_expires_at: datetime, new: ApiKeyRecord) -> None:
         with _guarded():

@@ -24,6 +24,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX token_revocations_by_until ON token_revocations (until)
         """,
     ),
+    # Each write takes the next ``seq`` (writes to one file are serialised, so ``seq`` follows
+    # commit order): a replica reads on from the largest it has seen (``revocations_since``).
+    Migration(
+        "token_revocations",
+        2,
+        """
+        ALTER TABLE token_revocations ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX token_revocations_by_seq ON token_revocations (seq)
+        """,
+    ),
 )
 
 
@@ -35,22 +45,32 @@ class SqliteRevocationStore:
         try:
             async with self._database.write() as db:
                 await db.execute(
-                    "INSERT INTO token_revocations (kind, subject, until) VALUES (?, ?, ?)"
-                    " ON CONFLICT (kind, subject) DO UPDATE SET until = max(until, excluded.until)",
+                    "INSERT INTO token_revocations (kind, subject, until, seq)"
+                    " VALUES (?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM token_revocations))"
+                    " ON CONFLICT (kind, subject) DO UPDATE SET until = max(until, excluded.until), seq = excluded.seq",
                     (kind, subject, to_ts(until)),
                 )
         except sqlite3.Error as exc:
             raise Unavailable("the revocation store is unavailable", reason="store_unavailable") from exc
 
-    async def active_revocations(self, now: datetime) -> list[tuple[str, str, datetime]]:
+    async def revocations_since(self, cursor: int | None, now: datetime) -> tuple[list[tuple[str, str, datetime]], int]:
         try:
             async with self._database.write() as db:
-                await db.execute("DELETE FROM token_revocations WHERE until <= ?", (to_ts(now),))
-                async with db.execute("SELECT kind, subject, until FROM token_revocations") as cur:
+                # the newest row stays even when expired: the next write's seq must exceed every seq read
+                await db.execute(
+                    "DELETE FROM token_revocations WHERE until <= ? AND seq < (SELECT max(seq) FROM token_revocations)",
+                    (to_ts(now),),
+                )
+                async with db.execute(
+                    "SELECT kind, subject, until, seq FROM token_revocations WHERE seq > ?",
+                    (-1 if cursor is None else cursor,),
+                ) as cur:
                     rows = await cur.fetchall()
         except sqlite3.Error as exc:
             raise Unavailable("the revocation store is unavailable", reason="store_unavailable") from exc
-        return [(row[0], row[1], _at(row[2])) for row in rows]
+        now_ts = now.timestamp()
+        active = [(row[0], row[1], _at(row[2])) for row in rows if row[2] > now_ts]
+        return active, max((int(row[3]) for row in rows), default=-1 if cursor is None else cursor)
 
 
 def _at(ts: float) -> datetime:

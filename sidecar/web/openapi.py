@@ -41,14 +41,21 @@ _DESCRIPTIONS = {
     404: "No such object, or not visible to the caller",
     408: "The request body did not arrive in time",
     409: "Conflicts with the object's state",
+    414: "The request line is longer than SIDECAR_LIMITS__MAX_LINE_BYTES (refused before routing)",
     429: "Over a rate limit (Retry-After)",
+    431: "A header field is longer than SIDECAR_LIMITS__MAX_FIELD_BYTES, or there are more than "
+    "SIDECAR_LIMITS__MAX_HEADERS (refused before routing)",
     503: "Too many requests in flight, or a dependency is down (Retry-After when overloaded)",
 }
 
 
+#: answered by the HTTP parser before any route is known (``sidecar/web/server.py``): always ``Error``
+BEFORE_ROUTING = (414, 431)
+
+
 def errors_of(op: Operation) -> list[int]:
     """The error statuses ``op`` may answer: its own, and those of its kind."""
-    statuses = {400, 429, 503, *op.errors}
+    statuses = {400, 429, 503, *BEFORE_ROUTING, *op.errors}
     if op.body is not None:
         statuses.add(408)
     if op.auth in ("bearer", "client", "events", "metrics"):
@@ -103,7 +110,8 @@ def _responses(op: Operation, schemas: _Schemas) -> dict[str, Any]:
     for status in errors_of(op):
         if str(status) in out:
             continue
-        response = {"description": _DESCRIPTIONS[status], "content": _error_content(op, schemas)}
+        content = _error_content(op, schemas) if status not in BEFORE_ROUTING else _content(wire.Error, schemas)
+        response = {"description": _DESCRIPTIONS[status], "content": content}
         if status == 429:
             response["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "required": True}}
         out[str(status)] = response

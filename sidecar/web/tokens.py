@@ -42,7 +42,9 @@ class RotateBody(BaseModel):
 async def exchange_token(request: web.Request) -> web.Response:
     principal = await caller(request)
     body = await parse_body(request, TokenBody, optional=True) if request.can_read_body else TokenBody()
-    issued = request.app[SERVICES].tokens.exchange(principal, body.to_request())
+    services = request.app[SERVICES]
+    await services.keys.note_token_exchange(principal)  # first: revoking the key then revokes the token
+    issued = services.tokens.exchange(principal, body.to_request())
     return web.json_response(
         {
             "access_token": issued.token,

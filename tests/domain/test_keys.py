@@ -6,6 +6,7 @@ observes the real store, it does not stand in for it.
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -266,6 +267,23 @@ async def test_a_flood_of_random_keys_keeps_the_cache_bounded_and_forgeries_away
     assert store.calls == Counter({"get_key_by_digest": FLOOD})  # one per well-formed key, none per forgery
     assert keys._last_used == {}  # nothing is remembered for keys that failed
     assert rate > 1000, f"only {rate:.0f} keys/s"
+
+
+async def test_the_stored_digest_is_compared_in_constant_time(
+    keys: KeyService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issued = await keys.create(NewKey(), grantor=None)
+    compared: list[tuple[object, object]] = []
+    real = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    await keys.authenticate(issued.key)  # from the store
+    await keys.authenticate(issued.key)  # from the cache
+    assert compared == [(issued.record.digest, keyformat.digest(issued.key))] * 2
 
 
 async def test_revocation_beats_the_cache(keys: KeyService) -> None:

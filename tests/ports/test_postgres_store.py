@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from sidecar.ports import KeyStore
 from sidecar.ports.clock import FrozenClock
 from sidecar.ports.migrations import Migration
 from sidecar.ports.postgres import MIGRATIONS, PostgresDatabase, PostgresKeyStore
+from sidecar.ports.postgres_key_scopes import MIGRATIONS as KEY_SCOPE_MIGRATIONS
 from sidecar.settings import Settings
 from tests.conftest import Bootstrap, ClientFactory, bearer
 from tests.contracts import KeyStoreContract, ScopeReader, make_record
@@ -72,7 +74,7 @@ async def test_replicas_starting_together_migrate_once(pg_url: str) -> None:
     conn = await asyncpg.connect(pg_url)
     try:
         rows = await conn.fetch("SELECT component, version FROM schema_migrations ORDER BY 1, 2")
-        assert [tuple(r) for r in rows] == [("api_keys", 1), ("widgets", 1), ("widgets", 2)]
+        assert [tuple(r) for r in rows] == [("api_keys", 1), ("api_keys", 2), ("widgets", 1), ("widgets", 2)]
     finally:
         await conn.close()
 
@@ -92,6 +94,16 @@ async def test_migrations_are_idempotent_and_keep_data(pg_url: str) -> None:
         await PostgresKeyStore(db).insert_key(make_record(1))
     async with PostgresDatabase.open(pg_url) as db:
         assert await PostgresKeyStore(db).get_key("key_000001") == make_record(1)
+
+
+async def test_keys_made_before_token_ends_were_recorded_count_as_having_tokens_for_ever(pg_url: str) -> None:
+    async with PostgresDatabase.open(pg_url, (MIGRATIONS[0], *KEY_SCOPE_MIGRATIONS)) as db:
+        await PostgresKeyStore(db).insert_key(make_record(1))
+    async with PostgresDatabase.open(pg_url) as db:
+        store = PostgresKeyStore(db)
+        assert await store.key_tokens_until("key_000001") == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+        await store.insert_key(make_record(2))
+        assert await store.key_tokens_until("key_000002") is None
 
 
 async def test_a_failing_migration_applies_nothing(pg_url: str) -> None:

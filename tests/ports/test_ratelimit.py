@@ -59,6 +59,25 @@ class TestMemoryRateLimiter(RateLimiterContract):
         clock.advance(60)
         assert (await limiter.hit("key:a", THREE_PER_MINUTE)).remaining == 2
 
+    async def test_a_stream_of_new_callers_levels_off(self, clock: FrozenClock) -> None:
+        limiter = MemoryRateLimiter(clock, max_buckets=500)
+        sizes = []
+        for n in range(5000):  # one new caller every 0.1 s, each bucket full again 20 s later
+            await limiter.hit(f"ip:{n}", Limit(requests=1, period_s=20, burst=1))
+            clock.advance(0.1)
+            sizes.append(len(limiter))
+        assert max(sizes) <= 201  # what 20 s of callers hold, far below the bound
+        await limiter.hit("ip:again", THREE_PER_MINUTE)
+        assert len(limiter) <= 201
+
+    async def test_at_the_bound_the_least_recently_used_goes(self, clock: FrozenClock) -> None:
+        limiter = MemoryRateLimiter(clock, max_buckets=100)
+        for n in range(1000):
+            await limiter.hit(f"ip:{n}", THREE_PER_MINUTE)
+        assert len(limiter) == 100
+        assert (await limiter.hit("ip:999", THREE_PER_MINUTE)).remaining == 1  # recent: still counted
+        assert (await limiter.hit("ip:0", THREE_PER_MINUTE)).remaining == 2  # the oldest: forgotten
+
 
 def redis_limiter(url: str, clock: FrozenClock) -> tuple[RedisRateLimiter, MemoryRateLimiter]:
     guard = RedisGuard(CircuitBreaker(clock, name="redis", failures=1, reset_s=5), timeout_s=1.0)

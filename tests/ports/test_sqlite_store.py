@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from sidecar.errors import Unavailable
 from sidecar.ports import KeyStore
 from sidecar.ports.migrations import Migration
 from sidecar.ports.sqlite import MIGRATIONS, SqliteDatabase, SqliteKeyStore
+from sidecar.ports.sqlite_key_scopes import MIGRATIONS as KEY_SCOPE_MIGRATIONS
 from tests.contracts import KeyStoreContract, ScopeReader, make_record
 
 
@@ -49,6 +51,16 @@ async def test_keys_survive_reopening_the_file(tmp_path: Path) -> None:
         await store.insert_key(make_record(1))
     async with SqliteKeyStore.open(tmp_path / "k.db") as store:
         assert await store.get_key("key_000001") == make_record(1)
+
+
+async def test_keys_made_before_token_ends_were_recorded_count_as_having_tokens_for_ever(tmp_path: Path) -> None:
+    async with SqliteDatabase.open(tmp_path / "k.db", (MIGRATIONS[0], *KEY_SCOPE_MIGRATIONS)) as db:
+        await SqliteKeyStore(db).insert_key(make_record(1))
+    async with SqliteDatabase.open(tmp_path / "k.db", SQLITE_MIGRATIONS) as db:
+        store = SqliteKeyStore(db)
+        assert await store.key_tokens_until("key_000001") == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+        await store.insert_key(make_record(2))
+        assert await store.key_tokens_until("key_000002") is None
 
 
 async def test_a_closed_database_is_unavailable(tmp_path: Path) -> None:

@@ -80,5 +80,11 @@ async def test_errors_are_documented_in_the_contract_format(client: Client) -> N
     assert {"200", "401", "403", "404", "429", "503"} <= set(show)
     assert show["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
     assert document["components"]["schemas"]["Error"]["required"] == ["error", "message"]
-    token = document["paths"]["/oauth/token"]["post"]["responses"]["400"]
-    assert token["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/OAuthError"}
+    token = document["paths"]["/oauth/token"]["post"]["responses"]
+    assert token["400"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/OAuthError"}
+    for path in document["paths"].values():  # the HTTP parser's refusals, before any route is known
+        for operation in path.values():
+            for status in ("414", "431"):
+                assert operation["responses"][status]["content"] == {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                }

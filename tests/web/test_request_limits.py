@@ -10,29 +10,48 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.web_runner import BaseRunner
 
 from sidecar.app import create_app, server_options
 from sidecar.ports.clock import FrozenClock
 from sidecar.settings import Settings
+from sidecar.web.server import JsonErrorRunner
 from tests.conftest import Bootstrap, bearer
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 HOST = "127.0.0.1"
 
 
-@pytest.fixture
-def serve(
-    aiohttp_server: ServerFactory, make_settings: Callable[..., Settings], clock: FrozenClock, bootstrap: Bootstrap
-) -> Callable[..., Awaitable[TestServer]]:
-    """Start the app on 127.0.0.1 with the server options ``sidecar serve`` uses."""
+class SidecarTestServer(TestServer):
+    """``TestServer`` on the runner ``sidecar serve`` uses (``sidecar/web/server.py``)."""
 
-    async def start(**overrides: Any) -> TestServer:
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        assert self.app is not None
+        return JsonErrorRunner(self.app, **kwargs)
+
+
+@pytest.fixture
+async def serve(
+    make_settings: Callable[..., Settings], clock: FrozenClock, bootstrap: Bootstrap
+) -> AsyncIterator[Callable[..., Awaitable[TestServer]]]:
+    """Start the app on 127.0.0.1 as ``sidecar serve`` does: its runner and its server options."""
+    started: list[TestServer] = []
+
+    async def start(*, before: Callable[[web.Application], None] | None = None, **overrides: Any) -> TestServer:
         settings = make_settings(**overrides)
         app = create_app(settings, clock=clock, on_bootstrap=bootstrap)
-        return await aiohttp_server(app, host=HOST, **server_options(settings))
+        if before is not None:
+            before(app)
+        server = SidecarTestServer(app, host=HOST)
+        await server.start_server(**server_options(settings))
+        started.append(server)
+        return server
 
-    return start
+    yield start
+    for server in started:
+        await server.close()
 
 
 class Raw:
@@ -87,26 +106,71 @@ async def healthy(server: TestServer) -> bool:
         return resp.status == 200
 
 
-# --- header sizes ---------------------------------------------------------------------------
+# --- header sizes and malformed requests: refused before any middleware, still in JSON --------
+
+SECRET = "sk_live_" + "s3cr3t" * 8
 
 
-async def test_an_oversized_header_is_a_400_and_the_server_carries_on(serve: Any, connect: Any) -> None:
+def assert_refused(status: int, headers: dict[str, str], body: bytes, expected: int, message: str) -> None:
+    assert status == expected
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    assert headers.get("connection", "").lower() == "close"
+    assert json.loads(body) == {"error": "INVALID_REQUEST", "message": message}
+
+
+async def test_an_oversized_header_is_a_json_431_that_quotes_nothing(
+    serve: Any, connect: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     server = await serve(limits={"max_field_bytes": 2048})
     raw = await connect(server)
-    await raw.send(b"GET /v1/auth/validate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"a" * 4096 + b"\r\n\r\n")
-    status, _, _ = await raw.response()
-    assert status in (400, 431)
+    huge = f"Bearer {SECRET}".encode() + b"a" * 4096
+    await raw.send(b"GET /v1/auth/validate HTTP/1.1\r\nHost: x\r\nAuthorization: " + huge + b"\r\n\r\n")
+    status, headers, body = await raw.response()
+    assert_refused(status, headers, body, 431, "a request header field is longer than 2048 bytes")
+    assert await raw.closed_within(2.0)
+    assert SECRET not in caplog.text  # aiohttp's own handler logs the first 100 bytes of the header
     assert await healthy(server)
 
 
-async def test_too_many_headers_and_a_too_long_url_are_4xx(serve: Any, connect: Any) -> None:
-    server = await serve(limits={"max_headers": 16, "max_line_bytes": 1024})
-    many = await connect(server)
-    await many.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(40)) + b"\r\n")
-    assert (await many.response())[0] in (400, 431)
-    long_url = await connect(server)
-    await long_url.send(b"GET /healthz?" + b"q" * 2000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert (await long_url.response())[0] in (400, 414)
+async def test_an_oversized_header_name_is_a_431_too(serve: Any, connect: Any) -> None:
+    server = await serve(limits={"max_field_bytes": 2048, "max_line_bytes": 2048})
+    raw = await connect(server)
+    await raw.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X" * 4096 + b": y\r\n\r\n")
+    assert_refused(*await raw.response(), 431, "a request header field is longer than 2048 bytes")
+
+
+async def test_too_many_headers_are_a_json_431(serve: Any, connect: Any) -> None:
+    server = await serve(limits={"max_headers": 16})
+    raw = await connect(server)
+    await raw.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(40)) + b"\r\n")
+    assert_refused(*await raw.response(), 431, "more than 16 request header fields")
+    assert await healthy(server)
+
+
+@pytest.mark.parametrize("field_bytes", [8190, 1024], ids=["field bound larger", "both bounds equal"])
+async def test_a_too_long_url_is_a_json_414(serve: Any, connect: Any, field_bytes: int) -> None:
+    server = await serve(limits={"max_line_bytes": 1024, "max_field_bytes": field_bytes})
+    raw = await connect(server)
+    await raw.send(b"GET /healthz?" + b"q" * 2000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert_refused(*await raw.response(), 414, "the request line (method and URL) is longer than 1024 bytes")
+    assert await healthy(server)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /healthz HTTP/1.1\r\nHo st: x\r\n\r\n",  # a space in a header name
+        b"G\x01T /healthz HTTP/1.1\r\nHost: x\r\n\r\n",  # not a method
+        b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n",  # not a version
+        b"POST /v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    ],
+    ids=["header syntax", "method", "version", "two content lengths"],
+)
+async def test_a_malformed_request_is_a_json_400(serve: Any, connect: Any, request_bytes: bytes) -> None:
+    server = await serve()
+    raw = await connect(server)
+    await raw.send(request_bytes)
+    assert_refused(*await raw.response(), 400, "the request is not well-formed HTTP/1.1")
     assert await healthy(server)
 
 
@@ -115,6 +179,20 @@ async def test_a_header_within_the_bound_passes(serve: Any, connect: Any) -> Non
     raw = await connect(server)
     await raw.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1900 + b"\r\n\r\n")
     assert (await raw.response())[0] == 200
+
+
+async def test_an_error_escaping_every_middleware_is_a_json_500(serve: Any, connect: Any) -> None:
+    @web.middleware
+    async def broken(request: web.Request, handler: Any) -> web.StreamResponse:
+        raise RuntimeError("a bug outside the error middleware")
+
+    server = await serve(before=lambda app: app.middlewares.insert(0, broken))
+    raw = await connect(server)
+    await raw.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, body = await raw.response()
+    assert status == 500
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    assert json.loads(body) == {"error": "SERVER_ERROR", "message": "internal error; see the server log"}
 
 
 # --- slow clients ---------------------------------------------------------------------------
@@ -250,5 +328,7 @@ async def test_every_route_that_takes_a_body_refuses_one_past_its_limit(serve: A
                 headers={**bearer(bootstrap.key), "Content-Type": content_type(path)},
             ) as resp:
                 assert 300 <= resp.status < 500, f"{method} {path}: {resp.status} {await resp.text()}"
-                assert resp.status != 500
+                if resp.status >= 400 and path != "/oauth/authorize":  # the consent page answers a page
+                    assert resp.content_type == "application/json", f"{method} {path}"
+                    assert "error" in await resp.json()
     assert await healthy(server)

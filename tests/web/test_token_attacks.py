@@ -6,12 +6,14 @@ import base64
 import hashlib
 import hmac
 import json
+from collections import Counter
 from typing import Any
 
 import jwt
 import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
+from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.domain import jwk
 from sidecar.errors import InvalidToken
@@ -39,12 +41,31 @@ def signer(client: Client) -> jwk.KeyMaterial:
     return client.server.app[SERVICES].signing_keys.view().signer
 
 
+async def denials(client: Client) -> Counter[str]:
+    """``sidecar_webhook_decisions_total{result="deny"}`` by reason, scraped from ``/metrics``."""
+    resp = await client.get("/metrics")
+    return Counter(
+        {
+            s.labels["reason"]: int(s.value)
+            for family in text_string_to_metric_families(await resp.text())
+            for s in family.samples
+            if s.name == "sidecar_webhook_decisions_total" and s.labels["result"] == "deny"
+        }
+    )
+
+
 async def assert_rejected(client: Client, token: str, code: str = "INVALID_TOKEN") -> None:
+    """A 401 from the API, and from the Hasura webhook with its refusal counted under a reason."""
     resp = await client.get("/v1/auth/validate", headers=bearer(token))
     assert resp.status == 401, await resp.text()
     body = await resp.json()
     assert body["error"] == code
     assert token not in body["message"]
+    before = await denials(client)
+    assert (await client.get("/v1/hasura/webhook", headers=bearer(token))).status == 401
+    counted = await denials(client) - before
+    assert sum(counted.values()) == 1
+    assert all(reason.startswith(("token_", "credential_")) for reason in counted), counted
 
 
 async def test_alg_none_is_rejected(client: Client, admin_key: str) -> None:
@@ -75,6 +96,17 @@ async def test_unknown_kid_and_foreign_key_are_rejected(client: Client, admin_ke
     await assert_rejected(client, same_kid)
     no_kid = jwt.encode(claims, attacker.sign_key, algorithm="RS256")
     await assert_rejected(client, no_kid)
+
+
+@pytest.mark.parametrize(
+    "kid",
+    ["../../../../etc/passwd", "/dev/null", "https://attacker.example/jwks.json", "' OR '1'='1", "x" * 2000, ""],
+)
+async def test_a_kid_that_points_elsewhere_finds_nothing(client: Client, admin_key: str, kid: str) -> None:
+    """The kid is only ever a key in the ring's dictionary: never a path, a URL or a query."""
+    claims = jwt.decode(await genuine(client, admin_key), options={"verify_signature": False})
+    attacker = jwk.asymmetric(jwk.generate("RS256"))
+    await assert_rejected(client, jwt.encode(claims, attacker.sign_key, algorithm="RS256", headers={"kid": kid}))
 
 
 @pytest.mark.parametrize("alg", ["ES256", "EdDSA", "HS256", "RS512", "PS256", "rs256", ["RS256"], {"RS256": 1}, None])
@@ -149,3 +181,14 @@ async def test_expiry_is_decided_by_the_injected_clock(client: Client, admin_key
     assert (await client.get("/v1/auth/validate", headers=bearer(token))).status == 200
     clock.advance(1)
     await assert_rejected(client, token, "TOKEN_EXPIRED")
+
+
+async def test_a_token_signed_by_a_retired_key_is_refused(client: Client, admin_key: str, clock: FrozenClock) -> None:
+    """A signing key that leaked after it retired mints nothing: fresh claims, its own kid, refused."""
+    old = signer(client)
+    assert (await client.post("/v1/signing_keys/rotate", headers=bearer(admin_key))).status == 201
+    clock.advance(390 + 3600 + 60)  # it stops signing, then every token it signed has expired: retired
+    claims = jwt.decode(await genuine(client, admin_key), options={"verify_signature": False})
+    assert signer(client).kid != old.kid
+    forged = jwt.encode(claims, old.sign_key, algorithm=old.algorithm, headers={"kid": old.kid})  # type: ignore[arg-type]
+    await assert_rejected(client, forged)

@@ -149,6 +149,31 @@ async def test_a_token_revoked_on_one_replica_is_refused_by_the_other_within_the
     assert not await hasura_denies(b, by_key)
 
 
+async def test_a_key_revoked_on_one_replica_takes_the_tokens_the_other_issued(
+    aiohttp_client: ClientFactory, tmp_path: Path, redis_url: str
+) -> None:
+    settings = replica_settings(tmp_path, redis_url)
+    bootstrap = Bootstrap()
+    a, b = [await aiohttp_client(create_app(settings, on_bootstrap=bootstrap)) for _ in range(2)]
+    for _ in range(1000):
+        if b.app[REVOCATION_UPDATES].subscribed.is_set():
+            break
+        await asyncio.sleep(0.01)
+    created = await new_key(a, bootstrap.key)
+    token = await session_token(b, created["key"])  # only B knows a token was issued
+    never_exchanged = await new_key(a, bootstrap.key)
+    assert not await hasura_denies(b, token)
+
+    assert (await a.delete(f"/v1/api_keys/{never_exchanged['id']}", headers=bearer(bootstrap.key))).status == 200
+    assert (await a.delete(f"/v1/api_keys/{created['id']}", headers=bearer(bootstrap.key))).status == 200
+    assert await hasura_denies(a, token)  # at once where it was revoked
+    start = time.monotonic()
+    while not await hasura_denies(b, token):
+        assert time.monotonic() - start < PROPAGATION_BOUND_S
+        await asyncio.sleep(0.005)
+    assert len(a.app[SERVICES].revocations or ()) == 1  # the key that never exchanged a token left nothing
+
+
 async def test_without_redis_other_replicas_learn_from_the_store_within_the_reload_interval(
     aiohttp_client: ClientFactory, tmp_path: Path
 ) -> None:
