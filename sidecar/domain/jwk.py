@@ -24,23 +24,29 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519Pri
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 #: RFC 7638 §3.2: the required members of each key type, in lexicographic order
 _PUBLIC_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+#: compact JSON, as JWTs are written; stateless (``json.dumps`` with separators builds one per call)
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 class JwsSigner:
     """Compact JWS signing with pyjwt's algorithm objects, minus its per-call overhead.
 
     The key is prepared and the protected header encoded once; a token then costs one JSON
-    encoding, one base64 and the signature itself.
+    encoding (none with ``sign_json``), one base64 and the signature itself.
     """
 
     def __init__(self, algorithm: str, key: Any, kid: str) -> None:
         self._algorithm = get_algorithm_by_name(algorithm)
         self._key = self._algorithm.prepare_key(key)
-        header = json.dumps({"alg": algorithm, "typ": "JWT", "kid": kid}, separators=(",", ":"))
+        header = COMPACT_JSON.encode({"alg": algorithm, "typ": "JWT", "kid": kid})
         self._head = b64url(header.encode()) + "."
 
     def sign(self, payload: dict[str, Any]) -> str:
-        signing_input = self._head + b64url(json.dumps(payload, separators=(",", ":")).encode())
+        return self.sign_json(COMPACT_JSON.encode(payload))
+
+    def sign_json(self, payload: str) -> str:
+        """A token for claims already encoded as JSON (``sidecar.domain.claims_template``)."""
+        signing_input = self._head + b64url(payload.encode())
         return signing_input + "." + b64url(self._algorithm.sign(signing_input.encode(), self._key))
 
 

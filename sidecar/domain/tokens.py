@@ -21,7 +21,9 @@ from typing import Any, Literal
 import jwt
 
 from sidecar.domain import scopes as scope_rules
+from sidecar.domain.claims_template import ClaimsTemplate
 from sidecar.domain.hasura_claims import SessionClaims
+from sidecar.domain.jwk import COMPACT_JSON
 from sidecar.domain.rbac import Policy
 from sidecar.domain.signing_keys import KeyRing, RingView
 from sidecar.domain.verified_tokens import VerifiedToken, VerifiedTokens
@@ -31,6 +33,8 @@ from sidecar.ports import Clock
 
 ClaimsFormat = Literal["json", "stringified_json"]
 _REQUIRED = ["exp", "iat", "sub", "iss", "jti"]
+#: claims templates kept (one per API key and narrowing in use); all are dropped when full
+TEMPLATE_ENTRIES = 1024
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 #: far longer than any header we sign ({"alg", "typ", "kid"}); a longer one is not ours
 _MAX_HEADER_LENGTH = 1024
@@ -88,6 +92,7 @@ class TokenService:
         self._config = config
         self._on_issued = on_issued
         self._verified = verified if verified is not None else VerifiedTokens(0)
+        self._templates: dict[tuple[object, ...], ClaimsTemplate] = {}
 
     @property
     def config(self) -> TokenConfig:
@@ -115,9 +120,24 @@ class TokenService:
         if exp <= now:  # a provider token inside its clock-skew grace: nothing left to hand out
             raise TokenExpired("the credential has expired", reason="credential_expired")
         token_id = "tok_" + secrets.token_urlsafe(18)
-        payload = self._payload(principal, role, allowed, granted, token_id, iat=now, exp=exp)
-        token = self._sign(payload)
+        claims = self._template(principal, role, allowed, granted)
+        token = self._sign_json(claims.render(iat=now - self._config.iat_backdate_s, exp=exp, jti=token_id))
         return IssuedToken(token, token_id, exp - now, datetime.fromtimestamp(exp, UTC))
+
+    def _template(
+        self, principal: Principal, role: str, allowed: tuple[str, ...], granted: tuple[str, ...]
+    ) -> ClaimsTemplate:
+        """The claims of every token for this principal and narrowing but their times and id,
+        encoded once. The key holds everything ``_payload`` reads."""
+        p = principal
+        key = (p.subject, p.org_id, p.team_id, p.user_id, p.key_id, p.key_type, p.environment, role, allowed, granted)
+        template = self._templates.get(key)
+        if template is None:
+            if len(self._templates) >= TEMPLATE_ENTRIES:
+                self._templates.clear()
+            template = ClaimsTemplate(self._payload(principal, role, allowed, granted, "", iat=0, exp=0))
+            self._templates[key] = template
+        return template
 
     def issue_delegated(self, principal: Principal, *, ttl_s: int, client_id: str) -> IssuedToken:
         """A token for a grant decided elsewhere (an OAuth access token): ``principal``'s role,
@@ -134,8 +154,11 @@ class TokenService:
         return IssuedToken(token, token_id, exp - now, datetime.fromtimestamp(exp, UTC))
 
     def _sign(self, payload: dict[str, Any]) -> str:
+        return self._sign_json(COMPACT_JSON.encode(payload))
+
+    def _sign_json(self, payload: str) -> str:
         signer = self._ring.view().signer
-        token = signer.jws.sign(payload)
+        token = signer.jws.sign_json(payload)
         if self._on_issued is not None:
             self._on_issued(signer.algorithm)
         return token
