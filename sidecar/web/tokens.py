@@ -13,7 +13,7 @@ from sidecar.web.audit import RequestAudit
 from sidecar.web.auth import caller
 from sidecar.web.bodies import parse_body
 from sidecar.web.oauth import authorization_server_metadata
-from sidecar.web.render import iso
+from sidecar.web.render import iso, issued_token_text
 from sidecar.web.state import SERVICES
 
 routes = web.RouteTableDef()
@@ -47,13 +47,9 @@ async def exchange_token(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     await services.keys.note_token_exchange(principal)  # first: revoking the key then revokes the token
     issued = services.tokens.exchange(principal, wanted)
-    return web.json_response(
-        {
-            "access_token": issued.token,
-            "token_type": "Bearer",
-            "expires_in": issued.expires_in,
-            "expires_at": iso(issued.expires_at),
-        },
+    return web.Response(
+        text=issued_token_text(issued),
+        content_type="application/json",
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
 

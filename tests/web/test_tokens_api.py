@@ -37,6 +37,9 @@ async def exchange(client: Client, key: str, body: dict[str, Any] | None = None)
     resp = await client.post("/v1/auth/token", json=body, headers=bearer(key))
     assert resp.status == 200, await resp.text()
     assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
+    text = await resp.text()
+    assert text == json.dumps(json.loads(text))  # exactly what json.dumps writes
     return dict(await resp.json())
 
 
