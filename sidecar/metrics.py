@@ -195,6 +195,7 @@ class Metrics:
         self._request_children: dict[tuple[str, str, int], _Observer] = {}
         self._decision_children: dict[tuple[str, str, str], Counter] = {}
         self._cache_children: dict[tuple[str, bool], Counter] = {}
+        self._token_children: dict[str, Counter] = {}
         self._key_created: dict[str, float] = {}
 
     # --- the hot path -------------------------------------------------------------------------
@@ -243,7 +244,13 @@ class Metrics:
 
     def token_issued(self, algorithm: str) -> None:
         """One session JWT (or OAuth access token) signed with ``algorithm`` (``RS256``, …)."""
-        self._tokens.labels(algorithm=algorithm if algorithm in _ALGORITHMS else OTHER).inc()
+        child = self._token_children.get(algorithm)
+        if child is None:
+            known = algorithm in _ALGORITHMS
+            child = self._tokens.labels(algorithm if known else OTHER)
+            if known:  # a bounded set: every other name shares "other" and is looked up each time
+                self._token_children[algorithm] = child
+        child.inc()
 
     def store_call(self, operation: str, seconds: float) -> None:
         """One store call (``get_key_by_digest``, ``insert_key``, …) that took ``seconds``."""
