@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import jwt
 
+from sidecar.domain.jose_json import has_duplicate_members
 from sidecar.domain.rbac import Policy
 from sidecar.errors import InvalidToken, TokenExpired
 from sidecar.models import CredentialType, Environment, Principal
@@ -123,6 +124,8 @@ class ExternalIdentity:
         key = await self._jwks.key(kid)
         if key is None or key.algorithm_name != alg:
             raise InvalidToken("the identity token was not signed by the provider", reason="idp_unknown_kid")
+        if has_duplicate_members(token):  # pyjwt would keep the last of them without a word
+            raise InvalidToken("the identity token names a member twice", reason="idp_duplicate_claims")
         config = self._config
         try:
             return dict(

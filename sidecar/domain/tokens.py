@@ -8,10 +8,7 @@ that proved and check only its times again (``sidecar.domain.verified_tokens`` s
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +20,7 @@ import jwt
 from sidecar.domain import scopes as scope_rules
 from sidecar.domain.claims_template import ClaimsTemplate
 from sidecar.domain.hasura_claims import SessionClaims
+from sidecar.domain.jose_json import DuplicateMember, decode_segment, has_duplicate_members
 from sidecar.domain.jwk import COMPACT_JSON
 from sidecar.domain.rbac import Policy
 from sidecar.domain.signing_keys import KeyRing, RingView
@@ -35,7 +33,6 @@ ClaimsFormat = Literal["json", "stringified_json"]
 _REQUIRED = ["exp", "iat", "sub", "iss", "jti"]
 #: claims templates kept (one per API key and narrowing in use); all are dropped when full
 TEMPLATE_ENTRIES = 1024
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 #: far longer than any header we sign ({"alg", "typ", "kid"}); a longer one is not ours
 _MAX_HEADER_LENGTH = 1024
 
@@ -277,6 +274,8 @@ class TokenService:
             raise InvalidToken("the token was not signed by a published key", reason="token_unknown_kid")
         if alg != key.algorithm:
             raise InvalidToken("the token's algorithm does not match its key", reason="token_alg_mismatch")
+        if has_duplicate_members(token):  # pyjwt would keep the last of them without a word
+            raise _duplicate_claims()
         config = self._config
         try:
             return dict(
@@ -346,15 +345,21 @@ def _unverified_header(token: str) -> dict[str, Any]:
     """The JOSE header, from the first segment alone: it only picks the key; ``jwt.decode`` then
     decodes and checks the whole token, this header included, itself."""
     segment, dot, _ = token.partition(".")
-    if not dot or len(segment) > _MAX_HEADER_LENGTH or _BASE64URL.fullmatch(segment) is None:
+    if not dot or len(segment) > _MAX_HEADER_LENGTH:
         raise InvalidToken("the token is malformed", reason="token_malformed")
     try:
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (binascii.Error, ValueError, RecursionError):
+        header = decode_segment(segment)
+    except DuplicateMember:
+        raise _duplicate_claims() from None
+    except (ValueError, RecursionError):
         raise InvalidToken("the token is malformed", reason="token_malformed") from None
     if not isinstance(header, dict):
         raise InvalidToken("the token is malformed", reason="token_malformed")
     return header
+
+
+def _duplicate_claims() -> InvalidToken:
+    return InvalidToken("the token names a header member or claim twice", reason="token_duplicate_claims")
 
 
 def _times(payload: dict[str, Any]) -> tuple[float, float, float]:

@@ -170,6 +170,45 @@ async def test_claim_checks(client: Client, admin_key: str, change: dict[str, An
     await assert_rejected(client, token, code)
 
 
+def sign_raw(client: Client, header_json: str, payload_json: str) -> str:
+    """A token signed with the real key over exactly these JSON texts (duplicates and all)."""
+    key = signer(client)
+    signing_input = b64(header_json.encode()) + "." + b64(payload_json.encode())
+    algorithm = jwt.get_algorithm_by_name(key.algorithm)
+    signature = algorithm.sign(signing_input.encode(), algorithm.prepare_key(key.sign_key))  # type: ignore[arg-type]
+    return signing_input + "." + b64(signature)
+
+
+@pytest.mark.parametrize("where", ["top-level claim", "hasura claims", "header"])
+async def test_a_member_named_twice_is_refused_even_when_signed(client: Client, admin_key: str, where: str) -> None:
+    """Parsers disagree on which of two same-named members wins (RFC 7519 §4): refuse the token,
+    here one our own key signed, with a later ``role`` that would make its holder super_admin."""
+    claims = jwt.decode(await genuine(client, admin_key), options={"verify_signature": False})
+    header = json.dumps({"alg": signer(client).algorithm, "typ": "JWT", "kid": signer(client).kid})
+    payload = json.dumps(claims)
+    if where == "top-level claim":
+        payload = payload[:-1] + ', "role": "super_admin"}'
+    elif where == "hasura claims":
+        namespace = json.dumps(claims["https://hasura.io/jwt/claims"])
+        doubled = namespace[:-1] + ', "x-hasura-default-role": "org_admin"}'
+        payload = payload.replace(namespace, doubled)
+        assert doubled in payload
+    else:
+        header = header[:-1] + ', "alg": "none"}'
+    token = sign_raw(client, header, payload)
+    await assert_rejected(client, token)
+    resp = await client.get("/v1/auth/validate", headers=bearer(token))
+    assert "twice" in (await resp.json())["message"]
+
+
+async def test_the_same_token_without_the_duplicate_verifies(client: Client, admin_key: str) -> None:
+    """The control for the test above: ``sign_raw`` itself makes tokens that verify."""
+    claims = jwt.decode(await genuine(client, admin_key), options={"verify_signature": False})
+    header = json.dumps({"alg": signer(client).algorithm, "typ": "JWT", "kid": signer(client).kid})
+    resp = await client.get("/v1/auth/validate", headers=bearer(sign_raw(client, header, json.dumps(claims))))
+    assert resp.status == 200, await resp.text()
+
+
 @pytest.mark.parametrize("garbage", ["a.b.c", "eyJhbGciOiJSUzI1NiJ9.e30.", "....", "x" * 5000 + ".a.b"])
 async def test_garbage_is_401_not_500(client: Client, garbage: str) -> None:
     await assert_rejected(client, garbage)

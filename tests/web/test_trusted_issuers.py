@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from joserfc import jws
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey, RSAKey
 
@@ -157,6 +158,13 @@ def other_rsa() -> RSAKey:
     return RSAKey.generate_key(2048, parameters={"kid": "ins_1"})
 
 
+def doubled_org(clock: FrozenClock, key: RSAKey) -> str:
+    """A genuine Clerk token whose payload names ``org_id`` twice (parsers differ on which wins)."""
+    claims = jose_jwt.decode(clerk_token(clock, key), key).claims
+    payload = json.dumps(claims)[:-1] + ', "org_id": "org_victim"}'
+    return jws.serialize_compact({"alg": "RS256", "kid": "ins_1", "typ": "JWT"}, payload, key)
+
+
 @pytest.mark.parametrize(
     ("case", "reason"),
     [
@@ -169,6 +177,7 @@ def other_rsa() -> RSAKey:
         ("no org", "organisation"),
         ("alg not allowed", "algorithm"),
         ("hs256 with the public key", "algorithm"),
+        ("a claim named twice", "twice"),
     ],
 )
 async def test_refusals_are_401(
@@ -187,6 +196,7 @@ async def test_refusals_are_401(
             RSAKey.import_key({k: v for k, v in clerk_key.as_dict(private=True).items() if k != "alg"}),
             alg="PS256",
         ),
+        "a claim named twice": lambda: doubled_org(clock, clerk_key),
         "hs256 with the public key": lambda: hs256_forgery(
             clerk_key.as_pem(private=False), {"iss": CLERK, "sub": "u", "exp": int(clock.now().timestamp()) + 60}
         ),
