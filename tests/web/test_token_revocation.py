@@ -127,16 +127,23 @@ async def test_revocations_survive_a_restart(aiohttp_client: ClientFactory, tmp_
     assert await hasura_denies(again, token)
 
 
-async def test_a_token_revoked_on_one_replica_is_refused_by_the_other_within_the_bound(
-    aiohttp_client: ClientFactory, tmp_path: Path, redis_url: str
-) -> None:
-    settings = replica_settings(tmp_path, redis_url)
-    bootstrap = Bootstrap()
+async def subscribed_replicas(
+    aiohttp_client: ClientFactory, settings: Settings, bootstrap: Bootstrap
+) -> tuple[Client, Client]:
+    """Two replicas of one app, the second listening to the first's revocation broadcasts."""
     a, b = [await aiohttp_client(create_app(settings, on_bootstrap=bootstrap)) for _ in range(2)]
     for _ in range(1000):
         if b.app[REVOCATION_UPDATES].subscribed.is_set():
             break
         await asyncio.sleep(0.01)
+    return a, b
+
+
+async def test_a_token_revoked_on_one_replica_is_refused_by_the_other_within_the_bound(
+    aiohttp_client: ClientFactory, tmp_path: Path, redis_url: str
+) -> None:
+    bootstrap = Bootstrap()
+    a, b = await subscribed_replicas(aiohttp_client, replica_settings(tmp_path, redis_url), bootstrap)
     key = (await new_key(a, bootstrap.key))["key"]
     by_token, by_key = await session_token(a, key), await session_token(b, key)
     assert not await hasura_denies(b, by_token)
@@ -152,13 +159,8 @@ async def test_a_token_revoked_on_one_replica_is_refused_by_the_other_within_the
 async def test_a_key_revoked_on_one_replica_takes_the_tokens_the_other_issued(
     aiohttp_client: ClientFactory, tmp_path: Path, redis_url: str
 ) -> None:
-    settings = replica_settings(tmp_path, redis_url)
     bootstrap = Bootstrap()
-    a, b = [await aiohttp_client(create_app(settings, on_bootstrap=bootstrap)) for _ in range(2)]
-    for _ in range(1000):
-        if b.app[REVOCATION_UPDATES].subscribed.is_set():
-            break
-        await asyncio.sleep(0.01)
+    a, b = await subscribed_replicas(aiohttp_client, replica_settings(tmp_path, redis_url), bootstrap)
     created = await new_key(a, bootstrap.key)
     token = await session_token(b, created["key"])  # only B knows a token was issued
     never_exchanged = await new_key(a, bootstrap.key)
