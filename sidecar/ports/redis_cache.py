@@ -205,7 +205,7 @@ class InvalidationListener:
                     data = message["data"]
                     self._on_message(data.decode() if isinstance(data, bytes) else str(data))
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
 
 class RedisBroadcast:
