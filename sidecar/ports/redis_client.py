@@ -130,9 +130,7 @@ def connect(url: str, options: RedisOptions) -> RedisClient:
     tls = scheme.startswith("rediss")
     if scheme in SENTINEL_SCHEMES:
         service, db = _sentinel_path(url)
-        sentinel = Sentinel(
-            _nodes(parts.netloc, url), sentinel_kwargs=dict(common), ssl=tls, **auth, **common
-        )
+        sentinel = Sentinel(_nodes(parts.netloc, url), sentinel_kwargs=dict(common), ssl=tls, **auth, **common)
         master: Redis = sentinel.master_for(service, db=db, max_connections=options.pool_size)
         return master
     nodes = [ClusterNode(host, port) for host, port in _nodes(parts.netloc, url)]
