@@ -13,8 +13,8 @@ with one access-log line per request (written to a file, as a container's stdout
 metrics on, operation checks on. ``--quiet-log`` measures with ``SIDECAR_LOG_LEVEL=WARNING``
 instead, which drops the access-log line; the run prints which settings it used either way.
 The calls are shaped like Hasura v2's: GET mode carries the client headers Hasura forwards
-(hasura-contract.md §1.4, §1.5); the POST body carries every header a browser sent, Authorization
-included (§2.2), plus the GraphQL request (§2.3).
+(hasura-contract.md §1.4, §1.5); the POST body carries every header a server-side client sent,
+Authorization included (§2.2), plus the GraphQL request (§2.3).
 """
 
 from __future__ import annotations
