@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
-import json
 import os
 import shutil
 import subprocess
@@ -31,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.run import HASURA, free_port, hasura_post_body, make_keys
+from bench.run import HASURA, free_port, hasura_post_body, make_keys, session_jwt
 from sidecar.settings import Settings
 
 WARM_UP = 300
@@ -105,13 +104,6 @@ def per_request(proc: subprocess.Popen[bytes], out: Path, port: int, call: Call,
     return total / requests
 
 
-def token(port: int, api_key: str) -> str:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.request("POST", "/v1/auth/token", headers={"Authorization": f"Bearer {api_key}"})
-    answer = conn.getresponse().read()
-    return str(json.loads(answer)["access_token"])
-
-
 SCENARIOS = ("get", "post", "jwt", "token", "jwks")
 NAMES = {
     "get": "webhook GET, API key",
@@ -149,7 +141,7 @@ def main() -> None:
         port = free_port()
         side_cmd = [sys.executable, "-m", "sidecar", "serve", "--port", str(port)]
         with counted(side_cmd, env, root / "sidecar.cg", port) as proc:
-            session = {**HASURA, "Authorization": f"Bearer {token(port, operator)}"}
+            session = {**HASURA, "Authorization": f"Bearer {session_jwt(f'http://127.0.0.1:{port}', operator)}"}
             calls = {
                 "get": Call("GET", "/v1/hasura/webhook", {**HASURA, "Authorization": f"Bearer {operator}"}),
                 "post": Call("POST", "/v1/hasura/webhook", dict(HASURA), hasura_post_body(viewer).encode()),

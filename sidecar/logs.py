@@ -196,10 +196,10 @@ class JsonAccessLog:
     """Access lines written straight to a ``LineBuffer``, byte for byte what ``JsonFormatter``
     writes for ``RecordAccessLog``'s records (a test holds the two to that)."""
 
-    def __init__(self, lines: LineBuffer, *, enabled: bool, timestamps: Timestamps | None = None) -> None:
+    def __init__(self, lines: LineBuffer, *, enabled: bool) -> None:
         self._lines = lines
         self._enabled = enabled
-        self._timestamps = timestamps or Timestamps()
+        self._timestamps = Timestamps()
 
     @property
     def enabled(self) -> bool:

@@ -246,9 +246,8 @@ class Metrics:
         """One session JWT (or OAuth access token) signed with ``algorithm`` (``RS256``, …)."""
         child = self._token_children.get(algorithm)
         if child is None:
-            known = algorithm in _ALGORITHMS
-            child = self._tokens.labels(algorithm if known else OTHER)
-            if known:  # a bounded set: every other name shares "other" and is looked up each time
+            child = self._tokens.labels(algorithm=algorithm if algorithm in _ALGORITHMS else OTHER)
+            if len(self._token_children) < _MAX_CACHED_CHILDREN:
                 self._token_children[algorithm] = child
         child.inc()
 

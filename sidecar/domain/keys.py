@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from sidecar.domain import keyformat, origins, scopes
 from sidecar.domain.keyformat import KeyPrefix
+from sidecar.domain.memo import remember
 from sidecar.domain.rbac import Policy
 from sidecar.domain.revocations import TokenRevocations
 from sidecar.errors import (
@@ -121,9 +122,7 @@ class KeyService:
         if memo is not None and memo[0] is record:
             return memo[1]
         principal = self.principal_for(record)
-        if len(self._principals) >= self._max_principals:
-            self._principals.clear()  # a flood of distinct keys: start again rather than grow
-        self._principals[record.digest] = (record, principal)
+        remember(self._principals, record.digest, (record, principal), bound=self._max_principals)
         return principal
 
     async def verify(self, key: str) -> ApiKeyRecord:

@@ -30,6 +30,7 @@ from graphql.language import (
 
 from sidecar.domain import scopes as scope_rules
 from sidecar.domain.field_scopes import ScopeGate
+from sidecar.domain.memo import remember
 from sidecar.domain.rbac import Policy
 from sidecar.errors import Unauthorized
 from sidecar.models import Principal
@@ -160,10 +161,6 @@ def _root_fields(
                 yield from _root_fields(fragment.selection_set, fragments, seen)
 
 
-#: Bound of ``OperationPolicy``'s remembered answers.
-_MAX_REMEMBERED = 4096
-
-
 def may_write(granted: Iterable[str]) -> bool:
     """Does any scope allow a write to data (``admin``, ``x:write``, ``x:*``, ``*:*``)?
 
@@ -262,7 +259,4 @@ class OperationPolicy:
             forbidden.add(OperationType.MUTATION)
         if self._subscription_roles is not None and role not in self._subscription_roles:
             forbidden.add(OperationType.SUBSCRIPTION)
-        if len(self._forbidden) >= _MAX_REMEMBERED:
-            self._forbidden.clear()  # a flood of distinct scope sets (restricted keys): start again
-        answer = self._forbidden[scopes, role] = frozenset(forbidden)
-        return answer
+        return remember(self._forbidden, (scopes, role), frozenset(forbidden), bound=Policy.MEMO_ENTRIES)

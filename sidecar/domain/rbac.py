@@ -11,11 +11,12 @@ do not back (or a scope no matrix cell uses), and a role that would be Hasura's 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Literal, TypeVar
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sidecar.domain import scopes as scope_rules
+from sidecar.domain.memo import remember
 from sidecar.errors import Forbidden, InvalidRequest
 from sidecar.models import Principal
 
@@ -294,7 +295,9 @@ class Policy:
         memo_key = (tuple(held), role)
         found = self._within_role.get(memo_key)
         if found is None:
-            found = _remember(self._within_role, memo_key, self._within_role_uncached(*memo_key))
+            found = remember(
+                self._within_role, memo_key, self._within_role_uncached(*memo_key), bound=self.MEMO_ENTRIES
+            )
         return found
 
     def _within_role_uncached(self, held: tuple[str, ...], role: str) -> tuple[str, ...]:
@@ -331,7 +334,9 @@ class Policy:
         memo_key = (principal.role, principal.scopes, role)
         found = self._held_to_scopes.get(memo_key)
         if found is None:
-            found = _remember(self._held_to_scopes, memo_key, self._held_to_scopes_uncached(*memo_key))
+            found = remember(
+                self._held_to_scopes, memo_key, self._held_to_scopes_uncached(*memo_key), bound=self.MEMO_ENTRIES
+            )
         return found
 
     def _held_to_scopes_uncached(self, own_role: str, scopes: tuple[str, ...], role: str) -> bool:
@@ -344,17 +349,6 @@ class Policy:
     def all_orgs(self, held: Iterable[str]) -> bool:
         """Whether the held scopes lift the "inside the caller's org" rule."""
         return scope_rules.allows(held, ALL_ORGS_SCOPE)
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-def _remember(memo: dict[K, V], key: K, value: V) -> V:
-    if len(memo) >= Policy.MEMO_ENTRIES:
-        memo.clear()
-    memo[key] = value
-    return value
 
 
 def matrix_json(row: Mapping[str, Grant]) -> dict[str, dict[str, object]]:
