@@ -34,7 +34,7 @@ from aiohttp.test_utils import make_mocked_request
 from sidecar.logs import JsonFormatter
 from sidecar.metrics import Metrics
 from sidecar.web.errors import error_middleware
-from sidecar.web.observe import RequestLogPolicy, observe_middleware
+from sidecar.web.observe import RequestLogPolicy, RequestObserver, observe_middleware
 
 BODY = {"x-hasura-role": "operator", "x-hasura-user-id": "u_1"}
 CONFIGS = ("bare", "errors", "metrics", "metrics+log", "metrics+log1%")
@@ -52,7 +52,7 @@ def build_app(config: str) -> web.Application:
     else:
         metrics = Metrics(version="bench")
         policy = RequestLogPolicy(sample_rate=0.01 if config.endswith("1%") else 1.0)
-        app = web.Application(middlewares=[observe_middleware(metrics, policy), error_middleware])
+        app = web.Application(middlewares=[observe_middleware(RequestObserver(metrics, policy)), error_middleware])
         handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the server
         handler.setFormatter(JsonFormatter())
         logging.getLogger("sidecar.access").addHandler(handler)
@@ -73,7 +73,7 @@ async def in_process(n: int) -> tuple[float, float]:
     """(µs per direct handler call, µs per call through observe + error middleware)."""
     metrics = Metrics(version="bench")
     logging.getLogger("sidecar.access").setLevel(logging.WARNING)
-    observe = observe_middleware(metrics, RequestLogPolicy())
+    observe = observe_middleware(RequestObserver(metrics, RequestLogPolicy()))
     app = web.Application()
     resource = app.router.add_get("/v1/hasura/webhook", _handler)
     request = make_mocked_request("GET", "/v1/hasura/webhook", headers={"Authorization": "Bearer x"}, app=app)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from sidecar import __version__
 from sidecar.domain import jwk
@@ -111,8 +110,9 @@ from sidecar.web import (
     webhook_endpoints,
 )
 from sidecar.web.errors import error_middleware
-from sidecar.web.limits import body_deadline_middleware, concurrency_middleware
-from sidecar.web.observe import RequestLogPolicy, observe_middleware
+from sidecar.web.fast_lane import FAST_LANE, FastLaneOptions
+from sidecar.web.limits import IN_FLIGHT, InFlight, body_deadline_middleware, concurrency_middleware
+from sidecar.web.observe import OBSERVER, RequestLogPolicy, RequestObserver, observe_middleware
 from sidecar.web.state import AUDIT, METRICS, METRICS_TOKEN, READINESS, SERVICES, VERSION, OAuthServices, Services
 from sidecar.webhook_wiring import open_delivery
 
@@ -530,13 +530,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def request_limit_middlewares(settings: Settings, metrics: Metrics | None) -> tuple[Middleware, Middleware]:
-    """The requests-in-flight bound (outside the error middleware) and the body deadline (inside it)."""
+def requests_in_flight(settings: Settings, metrics: Metrics | None) -> InFlight:
     limits = settings.limits
-    return (
-        concurrency_middleware(limits.max_concurrent_requests, limits.retry_after_s, metrics),
-        body_deadline_middleware(limits.body_timeout_s),
-    )
+    return InFlight(limits.max_concurrent_requests, limits.retry_after_s, metrics)
 
 
 def redis_ping(client: RedisClient) -> Check:
@@ -663,16 +659,19 @@ def create_app(
                 except SidecarError as exc:  # shutting down while the store is away: lose only timestamps
                     log.warning("could not record last_used_at at shutdown: %s", exc.reason)
 
-    observe = observe_middleware(
-        metrics if settings.metrics.enabled else None,
-        request_log_policy(settings),
-        access_log=access_log,
-        on_forbidden=audit.record_denial,
-    )
-    bound, deadline = request_limit_middlewares(settings, metrics if settings.metrics.enabled else None)
-    app = web.Application(
-        middlewares=[observe, bound, error_middleware, deadline], client_max_size=settings.max_body_bytes
-    )
+    exposed = metrics if settings.metrics.enabled else None
+    observer = RequestObserver(exposed, request_log_policy(settings), access_log)
+    in_flight = requests_in_flight(settings, exposed)
+    middlewares = [
+        observe_middleware(observer, on_forbidden=audit.record_denial),
+        concurrency_middleware(in_flight),  # outside the error middleware: a 503 costs nothing more
+        error_middleware,
+        body_deadline_middleware(settings.limits.body_timeout_s),
+    ]
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
+    app[OBSERVER] = observer
+    app[IN_FLIGHT] = in_flight
+    app[FAST_LANE] = FastLaneOptions(settings.fast_lane, settings.limits.body_timeout_s)
     app[METRICS] = metrics
     token = settings.metrics.bearer_token
     app[METRICS_TOKEN] = token.get_secret_value().encode() if token else b""

@@ -394,6 +394,9 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         20.0, gt=0, le=600, description="after SIGTERM: how long requests in flight may take to finish"
     )
+    fast_lane: bool = Field(
+        True, description="answer the Hasura webhook and the JWKS on the lean HTTP path; false: through aiohttp"
+    )
     dashboard_session_ttl_s: int = Field(1800, ge=60, le=86_400, description="dashboard sign-in lifetime")
     dashboard_cookie_secure: Literal["auto", "always", "never"] = Field(
         "auto", description="Secure flag on the dashboard's cookies; auto: when the request came over TLS"

@@ -12,14 +12,55 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_runner import BaseRunner
 
 from sidecar.app import create_app
 from sidecar.domain.keys import IssuedKey
 from sidecar.ports.clock import FrozenClock
 from sidecar.settings import Settings
+from sidecar.web.server import JsonErrorRunner
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+ServerFactory = Callable[..., Awaitable[TestServer]]
+
+
+class SidecarTestServer(TestServer):
+    """``TestServer`` on the runner ``sidecar serve`` uses (``sidecar/web/server.py``): the fast
+    lane in front of aiohttp, so every test's webhook and JWKS calls go the way production's do."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        assert self.app is not None
+        return JsonErrorRunner(self.app, **kwargs)
+
+
+@pytest.fixture
+def aiohttp_client(aiohttp_client: ClientFactory) -> ClientFactory:
+    """pytest-aiohttp's ``aiohttp_client``, serving an app with ``SidecarTestServer``."""
+
+    async def make(app_or_server: Any, *, server_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        if isinstance(app_or_server, web.Application):
+            app_or_server = SidecarTestServer(app_or_server, **(server_kwargs or {}))
+        return await aiohttp_client(app_or_server, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+async def aiohttp_server() -> AsyncIterator[ServerFactory]:
+    """pytest-aiohttp's ``aiohttp_server``, serving with ``SidecarTestServer``."""
+    servers: list[TestServer] = []
+
+    async def make(app: web.Application, *, host: str = "127.0.0.1", port: int | None = None, **kwargs: Any) -> Any:
+        server = SidecarTestServer(app, host=host, port=port)
+        await server.start_server(**kwargs)
+        servers.append(server)
+        return server
+
+    yield make
+    while servers:
+        await servers.pop().close()
 
 
 @pytest.fixture(autouse=True)

@@ -65,15 +65,26 @@ def error_response(error: SidecarError) -> web.Response:
     return web.json_response({"error": error.code, "message": error.message}, status=error.status, headers=headers)
 
 
+def failed_response(error: SidecarError, path: str) -> web.Response:
+    """What a handler's ``SidecarError`` answers; a 5xx one is logged by its reason, never its detail."""
+    if error.status >= 500:
+        log.error("request failed: %s (%s)", error.reason, path)
+    return error_response(error)
+
+
+def unhandled_response(method: str, path: str) -> web.Response:
+    """A 500 for an exception no handler expected; call it in the ``except`` block, which it logs."""
+    log.exception("unhandled error on %s %s", method, path)
+    return web.json_response({"error": "SERVER_ERROR", "message": "internal error; see the server log"}, status=500)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except SidecarError as exc:
         note(request, reason=exc.reason)
-        if exc.status >= 500:
-            log.error("request failed: %s (%s)", exc.reason, request.path)
-        return error_response(exc)
+        return failed_response(exc, request.path)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -86,8 +97,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = _HTTP_CODES.get(exc.status, "INVALID_REQUEST" if exc.status < 500 else "SERVER_ERROR")
         return web.json_response({"error": code, "message": exc.reason}, status=exc.status, headers=_allow_header(exc))
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return web.json_response({"error": "SERVER_ERROR", "message": "internal error; see the server log"}, status=500)
+        return unhandled_response(request.method, request.path)
 
 
 def _allow_header(exc: web.HTTPException) -> dict[str, str]:

@@ -37,26 +37,56 @@ class BodyTimeout(TimeoutError):
     """
 
 
-def concurrency_middleware(max_concurrent: int, retry_after_s: int, metrics: Metrics | None) -> Middleware:
-    """At most ``max_concurrent`` requests in flight (``UNBOUNDED_PATHS`` aside); the rest get 503."""
-    in_flight = 0
+class InFlight:
+    """The requests in flight, against their bound: shared by the middleware and the fast lane."""
+
+    __slots__ = ("_count", "_metrics", "_retry_after_s", "limit")
+
+    def __init__(self, limit: int, retry_after_s: int, metrics: Metrics | None) -> None:
+        self.limit = limit
+        self._retry_after_s = retry_after_s
+        self._metrics = metrics
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @property
+    def full(self) -> bool:
+        return self._count >= self.limit
+
+    def enter(self) -> Overloaded | None:
+        """Count one more request in flight; or, at the bound, the refusal to answer with (counted)."""
+        if self._count >= self.limit:
+            if self._metrics is not None:
+                self._metrics.overloaded()
+            return Overloaded("too many requests in flight; retry later", retry_after=self._retry_after_s)
+        self._count += 1
+        return None
+
+    def leave(self) -> None:
+        self._count -= 1
+
+
+IN_FLIGHT = web.AppKey("requests_in_flight", InFlight)
+
+
+def concurrency_middleware(in_flight: InFlight) -> Middleware:
+    """At most ``in_flight.limit`` requests in flight (``UNBOUNDED_PATHS`` aside); the rest get 503."""
 
     @web.middleware
     async def bound_concurrency(request: web.Request, handler: Handler) -> web.StreamResponse:
-        nonlocal in_flight
         if request.path in UNBOUNDED_PATHS:
             return await handler(request)
-        if in_flight >= max_concurrent:
-            error = Overloaded("too many requests in flight; retry later", retry_after=retry_after_s)
-            note(request, reason=error.reason)
-            if metrics is not None:
-                metrics.overloaded()
-            return error_response(error)
-        in_flight += 1
+        refusal = in_flight.enter()
+        if refusal is not None:
+            note(request, reason=refusal.reason)
+            return error_response(refusal)
         try:
             return await handler(request)
         finally:
-            in_flight -= 1
+            in_flight.leave()
 
     return bound_concurrency
 

@@ -32,6 +32,8 @@ from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineToo
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from sidecar.web.fast_lane import FastLaneProtocol, Lane, lane_for
+
 log = logging.getLogger("sidecar.web")
 
 #: aiohttp's text for more header fields than ``max_headers`` (both of its parsers)
@@ -94,9 +96,17 @@ class JsonErrorRequestHandler(RequestHandler):
 
 
 class JsonErrorServer(web.Server):
-    """``web.Server`` whose connections are ``JsonErrorRequestHandler``s."""
+    """``web.Server`` whose connections are ``JsonErrorRequestHandler``s, each behind the fast
+    lane (``sidecar.web.fast_lane``) when the app has one."""
 
-    def __call__(self) -> RequestHandler:
+    lane: Lane | None = None
+
+    def __call__(self) -> asyncio.Protocol:  # type: ignore[override]  # a RequestHandler, or the lane before one
+        if self.lane is not None:
+            return FastLaneProtocol(self, self.lane, self._loop)
+        return self.request_handler_for_connection()
+
+    def request_handler_for_connection(self) -> RequestHandler:
         return JsonErrorRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
@@ -105,13 +115,15 @@ class JsonErrorRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         made = await super()._make_server()  # starts the app, as AppRunner does
-        return JsonErrorServer(
+        server = JsonErrorServer(
             made.request_handler,
             request_factory=made.request_factory,
             handler_cancellation=made.handler_cancellation,
             loop=made._loop,
             **made._kwargs,
         )
+        server.lane = lane_for(self.app, server, server.request_handler_for_connection, **made._kwargs)
+        return server
 
 
 def serve(

@@ -1,0 +1,562 @@
+"""The fast lane: the Hasura webhook and the JWKS answered on a lean HTTP/1.1 path.
+
+Hasura calls the webhook for every GraphQL request and caches nothing, so the cost per call
+is the product's cost. Through aiohttp's web layer (its request and response objects, the
+router, the middleware chain, ``on_response_prepare``) a handler that returns fixed bytes costs
+about 160k instructions per request; parsing the same request with llhttp and writing the
+answer's bytes costs about 14k (``python -m bench.instructions``, bench/README). No library
+offers that middle ground for aiohttp, hence this module.
+
+Every connection starts in a ``FastLaneProtocol``, which parses with httptools (llhttp, the
+parser inside aiohttp too) and answers the requests it fully understands: exactly
+``GET``/``POST /v1/hasura/webhook`` and ``GET /.well-known/jwks.json``, HTTP/1.1, a body only
+on POST and only with ``Content-Length``, within the header bounds of ``server_options``, no
+``Expect``, no upgrade. They call the same services as aiohttp's routes, are bounded by the
+same ``InFlight``, answer errors through the same ``error_response`` and are counted and logged
+by the same ``RequestObserver``. At the first request it does not understand, it hands the
+connection, from that request's first byte, to aiohttp's ``RequestHandler`` for good: what
+aiohttp would refuse (oversized, malformed) gets aiohttp's answer, and every other route works
+as before. A browser or the dashboard therefore loses one parse per connection; Hasura's pooled
+connections, which only ever call the webhook, never leave the lane.
+
+It keeps aiohttp's connection rules: requests are answered in order; the keep-alive timer
+closes an idle connection, and bounds the time a client has to send its headers; a body must
+arrive within ``SIDECAR_LIMITS__BODY_TIMEOUT_S`` (else 408 and close); ``Connection: close``
+closes after the answer; at shutdown, answers in progress finish (up to the shutdown timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, cast
+
+import httptools
+from aiohttp import web
+from aiohttp.http import SERVER_SOFTWARE
+from aiohttp.tcp_helpers import tcp_keepalive
+
+from sidecar.errors import RequestTimeout, SidecarError
+from sidecar.web.errors import error_response, failed_response, unhandled_response
+from sidecar.web.hasura import HASURA_WEBHOOK, WEBHOOK_PATH
+from sidecar.web.limits import IN_FLIGHT, InFlight
+from sidecar.web.observe import OBSERVER, REQUEST_ID_HEADER, Observation, RequestObserver, incoming_or_new_request_id
+from sidecar.web.state import SERVICES
+from sidecar.web.tokens import JWKS_PATH, jwks_answer
+
+if TYPE_CHECKING:
+    from aiohttp.web_protocol import RequestHandler
+
+
+@dataclass(frozen=True, slots=True)
+class FastLaneOptions:
+    enabled: bool
+    #: the time a client has to send a request body (``SIDECAR_LIMITS__BODY_TIMEOUT_S``)
+    body_timeout_s: float
+
+
+FAST_LANE = web.AppKey("fast_lane", FastLaneOptions)
+
+#: requests parsed ahead of their answers before the connection stops reading
+MAX_QUEUED = 8
+_REQUEST_ID = REQUEST_ID_HEADER.lower()
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
+class LaneHeaders:
+    """A request's header fields, looked up case-insensitively (``HeaderLookup``), decoded as aiohttp does."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self) -> None:
+        self._fields: dict[str, list[str]] = {}
+
+    def add(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        text = value.decode("utf-8", "surrogateescape")
+        same = self._fields.get(key)
+        if same is None:
+            self._fields[key] = [text]
+        else:
+            same.append(text)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._fields
+
+    def get(self, name: str) -> str | None:
+        values = self._fields.get(name.lower())
+        return None if values is None else values[0]
+
+    def getall(self, key: str, default: list[str], /) -> list[str]:
+        return self._fields.get(key.lower(), default)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A 200: its body and its header fields besides the framing ones."""
+
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+
+
+LaneHandler = Callable[["LaneRequest", Observation], Awaitable[Answer]]
+
+
+@dataclass(frozen=True, slots=True)
+class LaneRoute:
+    method: str
+    path: str
+    handler: LaneHandler
+    #: the largest body taken here; a larger one goes to aiohttp (which refuses it as the route does)
+    max_body: int = 0
+
+
+@dataclass(slots=True)
+class LaneRequest:
+    route: LaneRoute
+    headers: LaneHeaders
+    body: bytes
+    keep_alive: bool
+    #: counted in flight since its headers arrived (a request with a body, as aiohttp counts it)
+    admitted: bool = False
+
+
+_JSON = (("Content-Type", "application/json"),)
+
+
+def routes_for(app: web.Application) -> dict[tuple[bytes, bytes], LaneRoute]:
+    """The lane's routes, bound to the started app's services."""
+    hook = app[HASURA_WEBHOOK]
+    ring = app[SERVICES].signing_keys
+
+    async def webhook_get(request: LaneRequest, observation: Observation) -> Answer:
+        return Answer(await hook.answer_get(request.headers, observation), _JSON)
+
+    async def webhook_post(request: LaneRequest, observation: Observation) -> Answer:
+        return Answer(await hook.answer_post(request.body, observation), _JSON)
+
+    async def jwks(request: LaneRequest, observation: Observation) -> Answer:
+        body, cache_control = jwks_answer(ring)
+        return Answer(body, (("Cache-Control", cache_control), *_JSON))
+
+    routes = (
+        LaneRoute("GET", WEBHOOK_PATH, webhook_get),
+        LaneRoute("POST", WEBHOOK_PATH, webhook_post, max_body=hook.max_body_bytes),
+        LaneRoute("GET", JWKS_PATH, jwks),
+    )
+    return {(r.method.encode(), r.path.encode()): r for r in routes}
+
+
+class HttpDate:
+    """The ``Date`` header's value, formatted once a second."""
+
+    __slots__ = ("_second", "_text")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._text = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(second))
+        return self._text
+
+
+class Lane:
+    """What every connection of one server shares: the routes, the bounds, the observer."""
+
+    def __init__(
+        self,
+        routes: dict[tuple[bytes, bytes], LaneRoute],
+        *,
+        observer: RequestObserver,
+        in_flight: InFlight,
+        make_handler: Callable[[], RequestHandler],
+        keepalive_timeout: float,
+        body_timeout: float,
+        max_line_size: int,
+        max_field_size: int,
+        max_headers: int,
+    ) -> None:
+        self.routes = routes
+        self.observer = observer
+        self.in_flight = in_flight
+        self.make_handler = make_handler
+        self.keepalive_timeout = keepalive_timeout
+        self.body_timeout = body_timeout
+        self.max_line_size = max_line_size
+        self.max_field_size = max_field_size
+        self.max_headers = max_headers
+        self._date = HttpDate()
+
+    async def serve(self, request: LaneRequest) -> bytes:
+        """The whole response to ``request``, counted and logged."""
+        started = time.perf_counter()
+        route = request.route
+        observation = Observation(incoming_or_new_request_id(request.headers.get(_REQUEST_ID)))
+        refusal = None if request.admitted else self.in_flight.enter()
+        if refusal is not None:
+            observation.reason = refusal.reason
+            response = self._error(error_response(refusal), observation, request.keep_alive)
+            self.observer.finish(observation, route.method, route.path, refusal.status, time.perf_counter() - started)
+            return response
+        status = 200
+        try:
+            answer = await route.handler(request, observation)
+        except SidecarError as exc:
+            observation.reason = exc.reason
+            failed = failed_response(exc, route.path)
+            status = failed.status
+            response = self._error(failed, observation, request.keep_alive)
+        except Exception:
+            failed = unhandled_response(route.method, route.path)
+            status = failed.status
+            response = self._error(failed, observation, request.keep_alive)
+        else:
+            response = self.head(200, answer.headers, observation.request_id, len(answer.body), request.keep_alive)
+            response += answer.body
+        finally:
+            self.in_flight.leave()
+        self.observer.finish(observation, route.method, route.path, status, time.perf_counter() - started)
+        return response
+
+    def timed_out(self, route: LaneRoute | None, headers: LaneHeaders) -> bytes:
+        """The 408 for a body that did not arrive in time (the connection closes after it)."""
+        started = time.perf_counter()
+        error = RequestTimeout(f"the request body did not arrive within {self.body_timeout:g} s")
+        observation = Observation(incoming_or_new_request_id(headers.get(_REQUEST_ID)))
+        observation.reason = error.reason
+        response = self._error(error_response(error), observation, keep_alive=False)
+        if route is not None:
+            self.observer.finish(observation, route.method, route.path, error.status, time.perf_counter() - started)
+        return response
+
+    def _error(self, response: web.Response, observation: Observation, keep_alive: bool) -> bytes:
+        body = response.body
+        assert isinstance(body, bytes)  # error_response's are JSON bytes
+        close = not keep_alive or response.headers.get("Connection") == "close"
+        fields = tuple((name, value) for name, value in response.headers.items() if name != "Connection")
+        return self.head(response.status, fields, observation.request_id, len(body), not close) + body
+
+    def head(
+        self, status: int, fields: tuple[tuple[str, str], ...], request_id: str, length: int, keep_alive: bool
+    ) -> bytes:
+        """The status line and header fields (the request id was checked: no CR or LF in it)."""
+        lines = [f"HTTP/1.1 {status} {_REASONS[status]}\r\n"]
+        lines.extend(f"{name}: {value}\r\n" for name, value in fields)
+        lines.append(
+            f"{REQUEST_ID_HEADER}: {request_id}\r\nContent-Length: {length}\r\n"
+            f"Date: {self._date.now()}\r\nServer: {SERVER_SOFTWARE}\r\n"
+        )
+        if not keep_alive:
+            lines.append("Connection: close\r\n")
+        lines.append("\r\n")
+        return "".join(lines).encode("latin-1")
+
+
+class _HandOver(Exception):
+    """Raised from a parser callback: this request is aiohttp's."""
+
+
+def _content_length(headers: LaneHeaders) -> int:
+    value = headers.get("content-length")
+    return 0 if value is None else int(value)  # llhttp has checked it is one decimal number
+
+
+class FastLaneProtocol(asyncio.Protocol):
+    """One connection: lane requests answered in order, until one is aiohttp's (see the module doc).
+
+    It stands in ``web.Server``'s connection list as aiohttp's ``RequestHandler`` does, so the
+    server's shutdown closes it (``close``) and waits for its answers (``shutdown``).
+    """
+
+    _task_handler: asyncio.Task[None] | None = None  # web.Server.connection_lost looks for it
+
+    def __init__(self, server: web.Server, lane: Lane, loop: asyncio.AbstractEventLoop) -> None:
+        self._server = server
+        self._lane = lane
+        self._loop = loop
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._buffer = bytearray()  # from the first byte of the request being parsed
+        self._queue: deque[LaneRequest] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._handover: bytearray | None = None  # set: the connection goes to aiohttp when idle
+        self._closing = False  # no more requests: close once the queue is answered
+        self._write_paused = False
+        self._read_paused = False
+        self._last_active = loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+        # the request being parsed
+        self._url = b""
+        self._headers = LaneHeaders()
+        self._header_count = 0
+        self._body = bytearray()
+        self._route: LaneRoute | None = None
+        self._body_since: float | None = None
+        self._admitted = False
+
+    # --- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport = cast(asyncio.Transport, transport)  # uvloop's is one by duck type
+        tcp_keepalive(transport)
+        self._server.connection_made(self, transport)  # type: ignore[arg-type]  # a RequestHandler by duck type
+        self._arm(self._last_active + self._lane.keepalive_timeout)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._server.connection_lost(self, exc)  # type: ignore[arg-type]
+        self._disarm()
+        self._transport = None
+        self._release_partial()
+        for request in self._queue:
+            if request.admitted:
+                self._lane.in_flight.leave()
+        self._queue.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self._handover is not None:
+            self._handover += data
+            return
+        if self._closing:
+            return
+        self._buffer += data
+        try:
+            self._parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            # a request for aiohttp, or one llhttp refuses: aiohttp parses it again and answers
+            self._release_partial()
+            self._handover = self._buffer
+            self._update_reading()
+            if self._worker is None:
+                self._hand_over()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+
+    # --- web.Server's connection interface
+
+    def close(self) -> None:
+        """Stop taking requests; close once the answers in progress are written."""
+        self._closing = True
+        if self._worker is None and self._transport is not None:
+            self._transport.close()
+
+    async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 - web.Server's interface
+        self.close()
+        worker = self._worker
+        if worker is not None:
+            await asyncio.wait({worker}, timeout=timeout)
+            worker.cancel()
+        if self._transport is not None:
+            self._transport.close()
+
+    # --- httptools' callbacks, as it parses (any exception hands the connection over)
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = LaneHeaders()
+        self._header_count = 0
+        self._body = bytearray()
+        self._route = None
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self._lane.max_line_size:
+            raise _HandOver
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        field = self._lane.max_field_size
+        if self._header_count > self._lane.max_headers or len(name) > field or len(value) > field:
+            raise _HandOver
+        self._headers.add(name, value)
+
+    def on_headers_complete(self) -> None:
+        parser, headers = self._parser, self._headers
+        route = self._lane.routes.get((parser.get_method(), self._url.partition(b"?")[0]))
+        if (
+            route is None
+            or parser.get_http_version() != "1.1"
+            or parser.should_upgrade()
+            or "transfer-encoding" in headers
+            or "expect" in headers
+            or _content_length(headers) > route.max_body
+        ):
+            raise _HandOver
+        self._route = route
+        if route.max_body:  # a body may follow: in flight from now on, with the body timeout to arrive
+            in_flight = self._lane.in_flight
+            if in_flight.full:
+                raise _HandOver  # aiohttp refuses it as the bound says
+            in_flight.enter()
+            self._admitted = True
+            self._body_since = since = self._loop.time()
+            deadline = since + self._lane.body_timeout
+            if self._timer is None or self._timer.when() > deadline:
+                self._arm(deadline)
+
+    def on_body(self, body: bytes) -> None:
+        self._body += body
+
+    def on_message_complete(self) -> None:
+        route = self._route
+        if route is None:
+            raise _HandOver
+        body = bytes(self._body)
+        self._consume(len(body))
+        self._body_since = None
+        keep_alive = bool(self._parser.should_keep_alive())
+        self._queue.append(LaneRequest(route, self._headers, body, keep_alive, self._admitted))
+        self._admitted = False
+        if not keep_alive:
+            self._closing = True  # aiohttp too reads nothing after a request that closes
+        if self._worker is None:
+            self._worker = self._loop.create_task(self._answer_queued())
+        self._update_reading()
+
+    def _release_partial(self) -> None:
+        """The request being parsed will not be answered here: it is no longer in flight."""
+        if self._admitted:
+            self._admitted = False
+            self._lane.in_flight.leave()
+
+    def _consume(self, body_length: int) -> None:
+        """Drop the message just parsed from the buffer: its headers end at the first empty line
+        (llhttp skips empty lines before a request line), its body is ``body_length`` bytes.
+        If the bytes say otherwise (bare LF line ends), the request is aiohttp's."""
+        buffer = self._buffer
+        start = 0
+        while start < len(buffer) and buffer[start] in b"\r\n":
+            start += 1
+        end = buffer.find(b"\r\n\r\n", start)
+        if end < 0 or buffer.count(b"\n", start, end) != buffer.count(b"\r\n", start, end):
+            raise _HandOver
+        end += 4
+        total = end + body_length
+        if buffer[end:total] != self._body:
+            raise _HandOver
+        del buffer[:total]
+
+    # --- answering
+
+    async def _answer_queued(self) -> None:
+        try:
+            while self._queue and self._transport is not None:
+                request = self._queue.popleft()
+                self._update_reading()
+                response = await self._lane.serve(request)
+                transport = self._transport
+                if transport is None or transport.is_closing():
+                    return
+                transport.write(response)
+                if not request.keep_alive:
+                    transport.close()
+                    return
+        finally:
+            self._worker = None
+            self._last_active = self._loop.time()
+            if self._transport is not None:
+                if self._handover is not None and not self._closing:
+                    self._hand_over()
+                elif self._closing and not self._queue:
+                    self._transport.close()
+                else:
+                    self._update_reading()
+
+    def _hand_over(self) -> None:
+        """From here on the connection is aiohttp's, beginning with the bytes not yet answered."""
+        transport, data = self._transport, self._handover
+        assert transport is not None
+        assert data is not None
+        self._disarm()
+        self._server.connection_lost(self, None)  # type: ignore[arg-type]
+        self._transport = None
+        handler = self._lane.make_handler()
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        if self._read_paused:
+            transport.resume_reading()
+        if data:
+            handler.data_received(bytes(data))
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        pause = self._write_paused or len(self._queue) >= MAX_QUEUED or self._handover is not None
+        if pause != self._read_paused:
+            self._read_paused = pause
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    # --- timeouts: one timer, re-armed when it fires
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        transport = self._transport
+        if transport is None or self._handover is not None:
+            return
+        now = self._loop.time()
+        if self._worker is not None:  # answering: aiohttp does not time handlers out either
+            self._arm(now + self._lane.keepalive_timeout)
+            return
+        if self._body_since is not None:
+            deadline = self._body_since + self._lane.body_timeout
+            if now >= deadline:
+                self._closing = True
+                self._release_partial()
+                transport.write(self._lane.timed_out(self._route, self._headers))
+                transport.close()
+                return
+        else:
+            deadline = self._last_active + self._lane.keepalive_timeout
+            if now >= deadline:
+                self._closing = True
+                transport.close()
+                return
+        self._arm(deadline)
+
+
+def lane_for(
+    app: web.Application, server: web.Server, make_handler: Callable[[], RequestHandler], **server_options: Any
+) -> Lane | None:
+    """The fast lane for the started ``app``, or ``None`` when it is switched off or not built
+    (an app assembled without ``sidecar.app.create_app``)."""
+    options = app.get(FAST_LANE)
+    if options is None or not options.enabled or HASURA_WEBHOOK not in app or SERVICES not in app:
+        return None
+    return Lane(
+        routes_for(app),
+        observer=app[OBSERVER],
+        in_flight=app[IN_FLIGHT],
+        make_handler=make_handler,
+        keepalive_timeout=float(server_options.get("keepalive_timeout", 3630)),
+        body_timeout=options.body_timeout_s,
+        max_line_size=int(server_options.get("max_line_size", 8190)),
+        max_field_size=int(server_options.get("max_field_size", 8190)),
+        max_headers=int(server_options.get("max_headers", 128)),
+    )

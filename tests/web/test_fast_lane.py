@@ -1,0 +1,257 @@
+"""The fast lane (``sidecar/web/fast_lane.py``) over real sockets: the answers aiohttp would give,
+and every request it does not take handed to aiohttp from that request's first byte."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+from aiohttp.web_protocol import RequestHandler
+
+from sidecar.web.fast_lane import FastLaneProtocol
+from tests.conftest import Bootstrap
+from tests.web.conftest import Raw
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+def connection_types(server: TestServer) -> list[type]:
+    assert server.runner is not None
+    assert server.runner.server is not None
+    return [type(connection) for connection in server.runner.server.connections]
+
+
+def aiohttps(server: TestServer) -> bool:
+    """Whether the server's one connection is aiohttp's ``RequestHandler``."""
+    return [issubclass(t, RequestHandler) for t in connection_types(server)] == [True]
+
+
+def webhook_get(key: str | None = None, *, extra: bytes = b"") -> bytes:
+    auth = b"" if key is None else b"Authorization: Bearer %s\r\n" % key.encode()
+    return b"GET /v1/hasura/webhook HTTP/1.1\r\nHost: x\r\n" + auth + extra + b"\r\n"
+
+
+def webhook_post(body: bytes, *, extra: bytes = b"") -> bytes:
+    return (
+        b"POST /v1/hasura/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n" % len(body) + extra + b"\r\n" + body
+    )
+
+
+def hasura_body(key: str, **extra: Any) -> bytes:
+    return json.dumps({"headers": {"Authorization": f"Bearer {key}", **extra}, "request": {"query": "{ a }"}}).encode()
+
+
+async def exchange(raw: Raw, request: bytes) -> Answer:
+    await raw.send(request)
+    return await raw.response()
+
+
+@pytest.fixture
+async def lanes(serve: Any, bootstrap: Bootstrap) -> tuple[TestServer, TestServer]:
+    """The same app twice over one store: with the fast lane (the default), and without it."""
+    fast = await serve()
+    slow = await serve(fast_lane=False)
+    assert slow.runner is not None
+    assert getattr(slow.runner.server, "lane", None) is None
+    return fast, slow
+
+
+def comparable(answer: Answer) -> Answer:
+    status, headers, body = answer
+    return status, {k: v for k, v in headers.items() if k not in ("date", "x-request-id")}, body
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "GET with a key",
+        "GET as another role",
+        "GET with a role it lacks",
+        "GET anonymous",
+        "GET with a bad key",
+        "GET with a query string",
+        "POST",
+        "POST not JSON",
+        "POST without headers",
+        "JWKS",
+    ],
+)
+async def test_the_lane_answers_byte_for_byte_as_aiohttp(
+    lanes: tuple[TestServer, TestServer], connect: Any, bootstrap: Bootstrap, case: str
+) -> None:
+    key = bootstrap.key
+    request = {
+        "GET with a key": webhook_get(key),
+        "GET as another role": webhook_get(key, extra=b"X-Hasura-Role: viewer\r\n"),
+        "GET with a role it lacks": webhook_get(key, extra=b"X-Hasura-Role: nobody\r\n"),
+        "GET anonymous": webhook_get(),
+        "GET with a bad key": webhook_get("sk_live_" + "x" * 40),
+        "GET with a query string": webhook_get(key).replace(b"webhook ", b"webhook?from=hasura "),
+        "POST": webhook_post(hasura_body(key)),
+        "POST not JSON": webhook_post(b"{not json"),
+        "POST without headers": webhook_post(b'{"request": {}}'),
+        "JWKS": b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\n\r\n",
+    }[case]
+    fast, slow = lanes
+    fast_raw, slow_raw = await connect(fast), await connect(slow)
+    fast_answer, slow_answer = await exchange(fast_raw, request), await exchange(slow_raw, request)
+    assert comparable(fast_answer) == comparable(slow_answer)
+    assert fast_answer[1]["x-request-id"] != slow_answer[1]["x-request-id"]
+    assert connection_types(fast) == [FastLaneProtocol]  # it was the lane that answered
+
+
+async def test_a_callers_request_id_comes_back(serve: Any, connect: Any, bootstrap: Bootstrap) -> None:
+    server = await serve()
+    raw = await connect(server)
+    _, headers, _ = await exchange(raw, webhook_get(bootstrap.key, extra=b"X-Request-Id: hasura-req-42\r\n"))
+    assert headers["x-request-id"] == "hasura-req-42"
+
+
+async def test_requests_on_one_connection_are_answered_in_order_across_the_handover(
+    serve: Any, connect: Any, bootstrap: Bootstrap
+) -> None:
+    server = await serve()
+    raw = await connect(server)
+    status, _, body = await exchange(raw, webhook_get(bootstrap.key))
+    assert (status, json.loads(body)["X-Hasura-Role"]) == (200, "super_admin")
+    assert connection_types(server) == [FastLaneProtocol]
+
+    pipelined = (
+        webhook_get(bootstrap.key, extra=b"X-Hasura-Role: viewer\r\n")
+        + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        + webhook_get()
+        + webhook_post(hasura_body(bootstrap.key))
+    )
+    await raw.send(pipelined)
+    answers = [await raw.response() for _ in range(4)]
+    assert [status for status, _, _ in answers] == [200, 200, 200, 200]
+    assert json.loads(answers[0][2])["X-Hasura-Role"] == "viewer"
+    assert json.loads(answers[1][2])["status"] == "ok"
+    assert json.loads(answers[2][2])["X-Hasura-Role"] == "anonymous"
+    assert json.loads(answers[3][2])["X-Hasura-Role"] == "super_admin"
+    assert aiohttps(server)  # from /healthz on, the connection is aiohttp's
+
+
+async def test_a_body_that_arrives_in_pieces_is_answered(serve: Any, connect: Any, bootstrap: Bootstrap) -> None:
+    server = await serve()
+    raw = await connect(server)
+    request = webhook_post(hasura_body(bootstrap.key, **{"X-Hasura-Role": "viewer"}))
+    for piece in (request[:20], request[20:-30], request[-30:-1], request[-1:]):
+        await raw.send(piece)
+        await asyncio.sleep(0.02)
+    status, _, body = await raw.response()
+    assert (status, json.loads(body)["X-Hasura-Role"]) == (200, "viewer")
+    assert connection_types(server) == [FastLaneProtocol]
+
+
+async def test_a_chunked_body_goes_to_aiohttp_and_is_answered(serve: Any, connect: Any, bootstrap: Bootstrap) -> None:
+    server = await serve()
+    raw = await connect(server)
+    body = hasura_body(bootstrap.key)
+    head = b"POST /v1/hasura/webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    status, _, answer = await exchange(raw, head + chunked)
+    assert (status, json.loads(answer)["X-Hasura-Role"]) == (200, "super_admin")
+    assert aiohttps(server)
+
+
+async def test_a_body_larger_than_the_webhooks_limit_is_refused_as_aiohttp_refuses_it(serve: Any, connect: Any) -> None:
+    server = await serve(hasura_webhook={"max_body_bytes": 2048})
+    raw = await connect(server)
+    status, _, body = await exchange(raw, webhook_post(b'{"headers": {}, "pad": "' + b"x" * 4096 + b'"}'))
+    assert status == 401
+    assert json.loads(body)["error"] == "UNAUTHENTICATED"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (webhook_get(extra=b"X-Big: " + b"a" * 4096 + b"\r\n"), 431),
+        (webhook_get(extra=b"".join(b"X-%d: y\r\n" % i for i in range(40))), 431),
+        (webhook_get().replace(b"webhook ", b"webhook?" + b"q" * 4096 + b" "), 414),
+        (b"GET /v1/hasura/webhook HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
+    ],
+    ids=["a header too large", "too many headers", "a URL too long", "not HTTP"],
+)
+async def test_what_aiohttp_refuses_it_refuses_on_the_lanes_routes_too(
+    serve: Any, connect: Any, request_bytes: bytes, status: int
+) -> None:
+    server = await serve(limits={"max_field_bytes": 2048, "max_line_bytes": 2048, "max_headers": 16})
+    raw = await connect(server)
+    got, headers, body = await exchange(raw, request_bytes)
+    assert got == status
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    assert json.loads(body)["error"] == "INVALID_REQUEST"
+    assert await raw.closed_within(2.0)
+
+
+async def test_http_1_0_and_connection_close_are_answered_then_closed(
+    serve: Any, connect: Any, bootstrap: Bootstrap
+) -> None:
+    server = await serve()
+    for request in (
+        webhook_get(bootstrap.key).replace(b"HTTP/1.1", b"HTTP/1.0"),
+        webhook_get(bootstrap.key, extra=b"Connection: close\r\n"),
+    ):
+        raw = await connect(server)
+        status, headers, body = await exchange(raw, request)
+        assert (status, json.loads(body)["X-Hasura-Role"]) == (200, "super_admin")
+        assert await raw.closed_within(2.0)
+        if b"Connection: close" in request:
+            assert headers["connection"] == "close"
+
+
+async def test_an_idle_connection_and_one_slow_to_send_its_headers_are_closed(
+    serve: Any, connect: Any, bootstrap: Bootstrap
+) -> None:
+    server = await serve(limits={"keepalive_timeout_s": 0.4})
+    idle = await connect(server)
+    assert (await exchange(idle, webhook_get(bootstrap.key)))[0] == 200
+    slow = await connect(server)
+    await slow.send(webhook_get(bootstrap.key)[:30])
+    assert await idle.closed_within(2.0)
+    assert await slow.closed_within(2.0)
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_a_408_and_leaves_the_bound(
+    serve: Any, connect: Any, bootstrap: Bootstrap
+) -> None:
+    server = await serve(limits={"body_timeout_s": 0.3, "max_concurrent_requests": 1})
+    raw = await connect(server)
+    await raw.send(webhook_post(hasura_body(bootstrap.key))[:-10])
+    status, headers, body = await raw.response()
+    assert (status, json.loads(body)["error"]) == (408, "REQUEST_TIMEOUT")
+    assert headers["connection"] == "close"
+    assert await raw.closed_within(2.0)
+    again = await connect(server)  # the one place in flight is free again
+    assert (await exchange(again, webhook_get(bootstrap.key)))[0] == 200
+
+
+async def test_a_client_gone_mid_body_leaves_the_bound(serve: Any, connect: Any, bootstrap: Bootstrap) -> None:
+    server = await serve(limits={"max_concurrent_requests": 1})
+    gone = await connect(server)
+    await gone.send(webhook_post(hasura_body(bootstrap.key))[:-10])
+    await asyncio.sleep(0.05)
+    gone.close()
+    await asyncio.sleep(0.1)
+    raw = await connect(server)
+    assert (await exchange(raw, webhook_post(hasura_body(bootstrap.key))))[0] == 200
+
+
+async def test_stopping_the_server_closes_its_lane_connections(serve: Any, connect: Any, bootstrap: Bootstrap) -> None:
+    server = await serve()
+    raw = await connect(server)
+    assert (await exchange(raw, webhook_get(bootstrap.key)))[0] == 200
+    await server.close()
+    assert await raw.closed_within(2.0)
+
+
+async def test_switched_off_every_connection_is_aiohttps(serve: Any, connect: Any, bootstrap: Bootstrap) -> None:
+    server = await serve(fast_lane=False)
+    raw = await connect(server)
+    assert (await exchange(raw, webhook_get(bootstrap.key)))[0] == 200
+    assert aiohttps(server)
