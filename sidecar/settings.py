@@ -395,7 +395,7 @@ class Settings(BaseSettings):
         20.0, gt=0, le=600, description="after SIGTERM: how long requests in flight may take to finish"
     )
     fast_lane: bool = Field(
-        True, description="answer the Hasura webhook and the JWKS on the lean HTTP path; false: through aiohttp"
+        True, description="answer the webhook, the JWKS and token exchanges on the lean HTTP path; false: aiohttp"
     )
     dashboard_session_ttl_s: int = Field(1800, ge=60, le=86_400, description="dashboard sign-in lifetime")
     dashboard_cookie_secure: Literal["auto", "always", "never"] = Field(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from sidecar.domain.authn import bearer_credential
+from sidecar.domain.origins import BrowserOrigins
 from sidecar.errors import BrowserCredentialRefused
+from sidecar.metrics import Metrics
 from sidecar.models import Principal
 from sidecar.web import ratelimit
 from sidecar.web.cors import CORS, origin_of
@@ -16,12 +18,12 @@ from sidecar.web.state import METRICS, SERVICES
 routes = web.RouteTableDef()
 
 
-def check_origin(request: web.Request, principal: Principal, origin: str | None) -> None:
+def check_origin(origins: BrowserOrigins, metrics: Metrics, principal: Principal, origin: str | None) -> None:
     """``BrowserOrigins.check``, with every refusal counted by reason and key type."""
     try:
-        request.app[CORS].origins.check(principal, origin)
+        origins.check(principal, origin)
     except BrowserCredentialRefused as exc:
-        request.app[METRICS].browser_credential_refused(exc.reason, exc.key_type)
+        metrics.browser_credential_refused(exc.reason, exc.key_type)
         raise
 
 
@@ -33,7 +35,7 @@ async def caller(request: web.Request, *, scope: str | None = None) -> Principal
     """
     services = request.app[SERVICES]
     principal = await ratelimit.authenticate(request, bearer_credential(request.headers.get("Authorization")))
-    check_origin(request, principal, origin_of(request))
+    check_origin(request.app[CORS].origins, request.app[METRICS], principal, origin_of(request))
     note(request, principal=principal)
     if scope is not None:
         services.policy.require(principal, scope)

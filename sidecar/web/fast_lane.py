@@ -1,28 +1,36 @@
-"""The fast lane: the Hasura webhook and the JWKS answered on a lean HTTP/1.1 path.
+"""The fast lane: the Hasura webhook, the JWKS and the token exchange on a lean HTTP/1.1 path.
 
 Hasura calls the webhook for every GraphQL request and caches nothing, so the cost per call
 is the product's cost. Through aiohttp's web layer (its request and response objects, the
 router, the middleware chain, ``on_response_prepare``) a handler that returns fixed bytes costs
 about 160k instructions per request; parsing the same request with llhttp and writing the
-answer's bytes costs about 14k (``python -m bench.instructions``, bench/README). No library
-offers that middle ground for aiohttp, hence this module.
+answer's bytes costs about 14k (``python -m bench.instructions``). No library offers that middle
+ground for an aiohttp app, hence this module.
 
 Every connection starts in a ``FastLaneProtocol``, which parses with httptools (llhttp, the
-parser inside aiohttp too) and answers the requests it fully understands: exactly
-``GET``/``POST /v1/hasura/webhook`` and ``GET /.well-known/jwks.json``, HTTP/1.1, a body only
-on POST and only with ``Content-Length``, within the header bounds of ``server_options``, no
-``Expect``, no upgrade. They call the same services as aiohttp's routes, are bounded by the
-same ``InFlight``, answer errors through the same ``error_response`` and are counted and logged
-by the same ``RequestObserver``. At the first request it does not understand, it hands the
-connection, from that request's first byte, to aiohttp's ``RequestHandler`` for good: what
-aiohttp would refuse (oversized, malformed) gets aiohttp's answer, and every other route works
-as before. A browser or the dashboard therefore loses one parse per connection; Hasura's pooled
-connections, which only ever call the webhook, never leave the lane.
+parser inside aiohttp too) and answers the requests it fully understands:
 
-It keeps aiohttp's connection rules: requests are answered in order; the keep-alive timer
-closes an idle connection, and bounds the time a client has to send its headers; a body must
-arrive within ``SIDECAR_LIMITS__BODY_TIMEOUT_S`` (else 408 and close); ``Connection: close``
-closes after the answer; at shutdown, answers in progress finish (up to the shutdown timeout).
+- ``GET`` and ``POST /v1/hasura/webhook`` (a POST body up to the webhook's limit);
+- ``GET /.well-known/jwks.json``;
+- ``POST /v1/auth/token`` without a body and without ``Origin`` (a server-side client asking
+  for a token as its key holds it: CORS and narrowing stay aiohttp's);
+
+over HTTP/1.1, with a ``Content-Length`` body or none, within the header bounds of
+``server_options``, no ``Expect``, no upgrade. They call the same services as aiohttp's routes,
+are bounded by the same ``InFlight``, answer errors through the same ``error_response`` with the
+headers ``on_response_prepare`` would add, and are counted and logged by the same
+``RequestObserver``. At the first request it does not take, it hands the connection, from that
+request's first byte, to aiohttp's ``RequestHandler`` for good: what aiohttp would refuse
+(oversized, malformed) gets aiohttp's answer, and every other route works as before. A browser
+or the dashboard loses one parse per connection; Hasura's pooled connections, which only ever
+call the webhook, never leave the lane.
+
+It keeps aiohttp's connection rules: answers go out in order; the keep-alive timer closes an
+idle connection and bounds the time a client has to send its headers; a request with a body is
+in flight from its headers on and must finish its body within ``SIDECAR_LIMITS__BODY_TIMEOUT_S``
+(else 408, and the connection closes); ``Connection: close`` closes after the answer; at
+shutdown, answers in progress finish (up to the shutdown timeout). ``SIDECAR_FAST_LANE=false``
+serves everything through aiohttp.
 """
 
 from __future__ import annotations
@@ -40,13 +48,15 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.tcp_helpers import tcp_keepalive
 
+from sidecar.domain.authn import bearer_credential
 from sidecar.errors import RequestTimeout, SidecarError
 from sidecar.web.errors import error_response, failed_response, unhandled_response
 from sidecar.web.hasura import HASURA_WEBHOOK, WEBHOOK_PATH
 from sidecar.web.limits import IN_FLIGHT, InFlight
 from sidecar.web.observe import OBSERVER, REQUEST_ID_HEADER, Observation, RequestObserver, incoming_or_new_request_id
-from sidecar.web.state import SERVICES
-from sidecar.web.tokens import JWKS_PATH, jwks_answer
+from sidecar.web.ratelimit import CountedCall, authenticate_counted, client_ip
+from sidecar.web.state import METRICS, SERVICES
+from sidecar.web.tokens import JWKS_PATH, TOKEN_HEADERS, TOKEN_PATH, exchange, jwks_answer
 
 if TYPE_CHECKING:
     from aiohttp.web_protocol import RequestHandler
@@ -113,6 +123,9 @@ class LaneRoute:
     handler: LaneHandler
     #: the largest body taken here; a larger one goes to aiohttp (which refuses it as the route does)
     max_body: int = 0
+    #: one of ``cors.BROWSER_ROUTES``: a request from a page (``Origin``) goes to aiohttp, which
+    #: decides on CORS; every answer here carries ``Vary: Origin``, as aiohttp's do
+    browser: bool = False
 
 
 @dataclass(slots=True)
@@ -123,15 +136,23 @@ class LaneRequest:
     keep_alive: bool
     #: counted in flight since its headers arrived (a request with a body, as aiohttp counts it)
     admitted: bool = False
+    #: the client's address (aiohttp's ``request.remote``)
+    peer: str | None = None
+    #: header fields the handler adds to its answer, error or not (the ``RateLimit-*`` ones)
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 _JSON = (("Content-Type", "application/json"),)
+_TOKEN = (*TOKEN_HEADERS, ("Content-Type", "application/json; charset=utf-8"))
+_VARY = ("Vary", "Origin")
 
 
 def routes_for(app: web.Application) -> dict[tuple[bytes, bytes], LaneRoute]:
     """The lane's routes, bound to the started app's services."""
     hook = app[HASURA_WEBHOOK]
-    ring = app[SERVICES].signing_keys
+    services = app[SERVICES]
+    metrics = app[METRICS]
+    ring = services.signing_keys
 
     async def webhook_get(request: LaneRequest, observation: Observation) -> Answer:
         return Answer(await hook.answer_get(request.headers, observation), _JSON)
@@ -143,10 +164,28 @@ def routes_for(app: web.Application) -> dict[tuple[bytes, bytes], LaneRoute]:
         body, cache_control = jwks_answer(ring)
         return Answer(body, (("Cache-Control", cache_control), *_JSON))
 
+    async def token(request: LaneRequest, observation: Observation) -> Answer:
+        """``POST /v1/auth/token`` without a body (the key's own role and scopes) and not from a
+        page (no ``Origin``, so ``check_origin`` has nothing to refuse)."""
+        call = CountedCall()
+
+        def client(trusted_hops: int) -> str:
+            return client_ip(request.headers.get("x-forwarded-for") or "", request.peer, trusted_hops)
+
+        try:
+            credential = bearer_credential(request.headers.get("authorization"))
+            principal = await authenticate_counted(services, metrics, credential, client, call)
+            observation.principal = principal
+            text = await exchange(services, principal)
+        finally:
+            request.extra = call.headers()
+        return Answer(text.encode(), _TOKEN)
+
     routes = (
         LaneRoute("GET", WEBHOOK_PATH, webhook_get),
         LaneRoute("POST", WEBHOOK_PATH, webhook_post, max_body=hook.max_body_bytes),
         LaneRoute("GET", JWKS_PATH, jwks),
+        LaneRoute("POST", TOKEN_PATH, token, browser=True),
     )
     return {(r.method.encode(), r.path.encode()): r for r in routes}
 
@@ -203,7 +242,7 @@ class Lane:
         refusal = None if request.admitted else self.in_flight.enter()
         if refusal is not None:
             observation.reason = refusal.reason
-            response = self._error(error_response(refusal), observation, request.keep_alive)
+            response = self._error(error_response(refusal), observation, request)
             self.observer.finish(observation, route.method, route.path, refusal.status, time.perf_counter() - started)
             return response
         status = 200
@@ -213,13 +252,16 @@ class Lane:
             observation.reason = exc.reason
             failed = failed_response(exc, route.path)
             status = failed.status
-            response = self._error(failed, observation, request.keep_alive)
+            response = self._error(failed, observation, request)
         except Exception:
             failed = unhandled_response(route.method, route.path)
             status = failed.status
-            response = self._error(failed, observation, request.keep_alive)
+            response = self._error(failed, observation, request)
         else:
-            response = self.head(200, answer.headers, observation.request_id, len(answer.body), request.keep_alive)
+            fields = answer.headers + request.extra
+            if route.browser:
+                fields += (_VARY,)
+            response = self.head(200, fields, observation.request_id, len(answer.body), request.keep_alive)
             response += answer.body
         finally:
             self.in_flight.leave()
@@ -232,16 +274,23 @@ class Lane:
         error = RequestTimeout(f"the request body did not arrive within {self.body_timeout:g} s")
         observation = Observation(incoming_or_new_request_id(headers.get(_REQUEST_ID)))
         observation.reason = error.reason
-        response = self._error(error_response(error), observation, keep_alive=False)
+        response = self._error(error_response(error), observation, None)
         if route is not None:
             self.observer.finish(observation, route.method, route.path, error.status, time.perf_counter() - started)
         return response
 
-    def _error(self, response: web.Response, observation: Observation, keep_alive: bool) -> bytes:
+    def _error(self, response: web.Response, observation: Observation, request: LaneRequest | None) -> bytes:
+        """An error answer (``error_response``'s) with what ``on_response_prepare`` adds to it."""
         body = response.body
         assert isinstance(body, bytes)  # error_response's are JSON bytes
-        close = not keep_alive or response.headers.get("Connection") == "close"
-        fields = tuple((name, value) for name, value in response.headers.items() if name != "Connection")
+        headers = response.headers
+        close = request is None or not request.keep_alive or headers.get("Connection") == "close"
+        fields = tuple((name, value) for name, value in headers.items() if name != "Connection")
+        if request is not None:
+            if "RateLimit-Limit" not in headers:  # a 429 names its own standing
+                fields += request.extra
+            if request.route.browser:
+                fields += (_VARY,)
         return self.head(response.status, fields, observation.request_id, len(body), not close) + body
 
     def head(
@@ -283,6 +332,7 @@ class FastLaneProtocol(asyncio.Protocol):
         self._lane = lane
         self._loop = loop
         self._transport: asyncio.Transport | None = None
+        self._peer: str | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._buffer = bytearray()  # from the first byte of the request being parsed
         self._queue: deque[LaneRequest] = deque()
@@ -306,6 +356,8 @@ class FastLaneProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport = cast(asyncio.Transport, transport)  # uvloop's is one by duck type
+        peer = transport.get_extra_info("peername")
+        self._peer = peer[0] if isinstance(peer, tuple) and peer else None
         tcp_keepalive(transport)
         self._server.connection_made(self, transport)  # type: ignore[arg-type]  # a RequestHandler by duck type
         self._arm(self._last_active + self._lane.keepalive_timeout)
@@ -392,6 +444,7 @@ class FastLaneProtocol(asyncio.Protocol):
             or parser.should_upgrade()
             or "transfer-encoding" in headers
             or "expect" in headers
+            or (route.browser and "origin" in headers)
             or _content_length(headers) > route.max_body
         ):
             raise _HandOver
@@ -418,7 +471,7 @@ class FastLaneProtocol(asyncio.Protocol):
         self._consume(len(body))
         self._body_since = None
         keep_alive = bool(self._parser.should_keep_alive())
-        self._queue.append(LaneRequest(route, self._headers, body, keep_alive, self._admitted))
+        self._queue.append(LaneRequest(route, self._headers, body, keep_alive, self._admitted, self._peer))
         self._admitted = False
         if not keep_alive:
             self._closing = True  # aiohttp too reads nothing after a request that closes

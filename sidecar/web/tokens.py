@@ -9,12 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from sidecar.domain.signing_keys import KeyRing, KeyStatus
 from sidecar.domain.tokens import TokenRequest
+from sidecar.models import Principal
 from sidecar.web.audit import RequestAudit
 from sidecar.web.auth import caller
 from sidecar.web.bodies import parse_body
 from sidecar.web.oauth import authorization_server_metadata
 from sidecar.web.render import iso, issued_token_text
-from sidecar.web.state import SERVICES
+from sidecar.web.state import SERVICES, Services
 
 routes = web.RouteTableDef()
 SIGNING_KEYS_SCOPE = "system:signing_keys"
@@ -39,19 +40,23 @@ class RotateBody(BaseModel):
     immediate: StrictBool = False
 
 
+#: a token is a secret: never cached (RFC 6749 §5.1 says the same of OAuth's)
+TOKEN_HEADERS = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+
+
+async def exchange(services: Services, principal: Principal, wanted: TokenRequest = _AS_HELD) -> str:
+    """The token answer's JSON for ``principal`` (aiohttp's route and the fast lane's)."""
+    await services.keys.note_token_exchange(principal)  # first: revoking the key then revokes the token
+    return issued_token_text(services.tokens.exchange(principal, wanted))
+
+
 @routes.post(TOKEN_PATH)
 async def exchange_token(request: web.Request) -> web.Response:
     principal = await caller(request)
     # no body (the usual case) asks for nothing narrower: no model to validate
     wanted = (await parse_body(request, TokenBody, optional=True)).to_request() if request.can_read_body else _AS_HELD
-    services = request.app[SERVICES]
-    await services.keys.note_token_exchange(principal)  # first: revoking the key then revokes the token
-    issued = services.tokens.exchange(principal, wanted)
-    return web.Response(
-        text=issued_token_text(issued),
-        content_type="application/json",
-        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
-    )
+    text = await exchange(request.app[SERVICES], principal, wanted)
+    return web.Response(text=text, content_type="application/json", headers=dict(TOKEN_HEADERS))
 
 
 def jwks_answer(ring: KeyRing) -> tuple[bytes, str]:

@@ -104,6 +104,60 @@ async def test_the_lane_answers_byte_for_byte_as_aiohttp(
     assert connection_types(fast) == [FastLaneProtocol]  # it was the lane that answered
 
 
+def token_post(key: str | None, *, extra: bytes = b"") -> bytes:
+    auth = b"" if key is None else b"Authorization: Bearer %s\r\n" % key.encode()
+    return b"POST /v1/auth/token HTTP/1.1\r\nHost: x\r\n" + auth + extra + b"\r\n"
+
+
+@pytest.mark.parametrize("case", ["a key", "a counted key", "a bad key", "no key", "over the rate limit"])
+async def test_the_lanes_token_exchange_answers_as_aiohttp(
+    serve: Any, connect: Any, bootstrap: Bootstrap, case: str
+) -> None:
+    counted = case in ("a counted key", "a bad key", "over the rate limit")
+    limits = {"enabled": counted, "by_type": {"secret": {"requests": 2, "per_s": 60}}}
+    fast = await serve(rate_limit=limits)
+    slow = await serve(rate_limit=limits, fast_lane=False)
+    key = {"a bad key": "sk_live_" + "x" * 40, "no key": None}.get(case, bootstrap.key)
+    fast_raw, slow_raw = await connect(fast), await connect(slow)
+    for _ in range(3 if case == "over the rate limit" else 1):
+        fast_answer, slow_answer = await exchange(fast_raw, token_post(key)), await exchange(slow_raw, token_post(key))
+        (fast_status, fast_headers, fast_body), (slow_status, slow_headers, slow_body) = (
+            comparable(fast_answer),
+            comparable(slow_answer),
+        )
+        assert (fast_status, fast_headers) == (slow_status, slow_headers)
+        if fast_status == 200:  # two tokens, never the same bytes: the same claims, the same shape
+            fast_json, slow_json = json.loads(fast_body), json.loads(slow_body)
+            assert fast_json.keys() == slow_json.keys() == {"access_token", "token_type", "expires_in", "expires_at"}
+            assert fast_json["token_type"] == "Bearer"
+            assert fast_headers["cache-control"] == "no-store"
+        else:
+            assert fast_body == slow_body
+    assert fast_headers["vary"] == "Origin"
+    assert (fast_status, "ratelimit-remaining" in fast_headers) == {
+        "a key": (200, False),
+        "a counted key": (200, True),
+        "a bad key": (401, True),  # counted against the address
+        "no key": (401, False),
+        "over the rate limit": (429, True),
+    }[case]
+    assert connection_types(fast) == [FastLaneProtocol]
+
+
+async def test_a_token_request_from_a_page_or_with_a_body_is_aiohttps(
+    serve: Any, connect: Any, bootstrap: Bootstrap
+) -> None:
+    server = await serve()
+    for extra in (b"Origin: https://shop.example\r\n", b"Content-Type: application/json\r\nContent-Length: 2\r\n"):
+        raw = await connect(server)
+        request = token_post(bootstrap.key, extra=extra) + (b"{}" if b"Content-Length" in extra else b"")
+        status, _, _ = await exchange(raw, request)
+        assert status == (401 if b"Origin" in extra else 200)  # a secret key from a browser is refused
+        assert any(issubclass(t, RequestHandler) for t in connection_types(server))
+        raw.close()
+        await asyncio.sleep(0.05)
+
+
 async def test_a_callers_request_id_comes_back(serve: Any, connect: Any, bootstrap: Bootstrap) -> None:
     server = await serve()
     raw = await connect(server)
