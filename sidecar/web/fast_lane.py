@@ -74,7 +74,8 @@ FAST_LANE = web.AppKey("fast_lane", FastLaneOptions)
 #: requests parsed ahead of their answers before the connection stops reading
 MAX_QUEUED = 8
 _REQUEST_ID = REQUEST_ID_HEADER.lower()
-_REASONS = {status.value: status.phrase for status in HTTPStatus}
+_STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n" for status in HTTPStatus}
+_CLOSE = "Connection: close\r\n"
 
 
 class LaneHeaders:
@@ -83,26 +84,28 @@ class LaneHeaders:
     __slots__ = ("_fields",)
 
     def __init__(self) -> None:
-        self._fields: dict[str, list[str]] = {}
+        self._fields: dict[str, list[bytes]] = {}  # values decoded when asked for: most never are
 
     def add(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1").lower()
-        text = value.decode("utf-8", "surrogateescape")
         same = self._fields.get(key)
         if same is None:
-            self._fields[key] = [text]
+            self._fields[key] = [value]
         else:
-            same.append(text)
+            same.append(value)
 
     def __contains__(self, name: str) -> bool:
         return name in self._fields
 
     def get(self, name: str) -> str | None:
         values = self._fields.get(name.lower())
-        return None if values is None else values[0]
+        return None if values is None else values[0].decode("utf-8", "surrogateescape")
 
     def getall(self, key: str, default: list[str], /) -> list[str]:
-        return self._fields.get(key.lower(), default)
+        values = self._fields.get(key.lower())
+        if values is None:
+            return default
+        return [value.decode("utf-8", "surrogateescape") for value in values]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,10 @@ class LaneRequest:
 _JSON = (("Content-Type", "application/json"),)
 _TOKEN = (*TOKEN_HEADERS, ("Content-Type", "application/json; charset=utf-8"))
 _VARY = ("Vary", "Origin")
+#: the header lines of the lane's constant header sets, formatted once
+_LINES: dict[tuple[tuple[str, str], ...], str] = {
+    fields: "".join(f"{name}: {value}\r\n" for name, value in fields) for fields in (_JSON, _TOKEN)
+}
 
 
 def routes_for(app: web.Application) -> dict[tuple[bytes, bytes], LaneRoute]:
@@ -191,7 +198,7 @@ def routes_for(app: web.Application) -> dict[tuple[bytes, bytes], LaneRoute]:
 
 
 class HttpDate:
-    """The ``Date`` header's value, formatted once a second."""
+    """The ``Date`` and ``Server`` header fields (aiohttp's), formatted once a second."""
 
     __slots__ = ("_second", "_text")
 
@@ -199,11 +206,12 @@ class HttpDate:
         self._second = -1
         self._text = ""
 
-    def now(self) -> str:
+    def fields(self) -> str:
         second = int(time.time())
         if second != self._second:
             self._second = second
-            self._text = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(second))
+            date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(second))
+            self._text = f"Date: {date}\r\nServer: {SERVER_SOFTWARE}\r\n"
         return self._text
 
 
@@ -297,16 +305,11 @@ class Lane:
         self, status: int, fields: tuple[tuple[str, str], ...], request_id: str, length: int, keep_alive: bool
     ) -> bytes:
         """The status line and header fields (the request id was checked: no CR or LF in it)."""
-        lines = [f"HTTP/1.1 {status} {_REASONS[status]}\r\n"]
-        lines.extend(f"{name}: {value}\r\n" for name, value in fields)
-        lines.append(
-            f"{REQUEST_ID_HEADER}: {request_id}\r\nContent-Length: {length}\r\n"
-            f"Date: {self._date.now()}\r\nServer: {SERVER_SOFTWARE}\r\n"
-        )
-        if not keep_alive:
-            lines.append("Connection: close\r\n")
-        lines.append("\r\n")
-        return "".join(lines).encode("latin-1")
+        lines = _LINES.get(fields) or "".join(f"{name}: {value}\r\n" for name, value in fields)
+        return (
+            f"{_STATUS_LINES[status]}{lines}{REQUEST_ID_HEADER}: {request_id}\r\nContent-Length: {length}\r\n"
+            f"{self._date.fields()}{'' if keep_alive else _CLOSE}\r\n"
+        ).encode("latin-1")
 
 
 class _HandOver(Exception):
@@ -347,7 +350,7 @@ class FastLaneProtocol(asyncio.Protocol):
         self._url = b""
         self._headers = LaneHeaders()
         self._header_count = 0
-        self._body = bytearray()
+        self._body = b""
         self._route: LaneRoute | None = None
         self._body_since: float | None = None
         self._admitted = False
@@ -420,7 +423,7 @@ class FastLaneProtocol(asyncio.Protocol):
         self._url = b""
         self._headers = LaneHeaders()
         self._header_count = 0
-        self._body = bytearray()
+        self._body = b""
         self._route = None
 
     def on_url(self, url: bytes) -> None:
@@ -461,13 +464,13 @@ class FastLaneProtocol(asyncio.Protocol):
                 self._arm(deadline)
 
     def on_body(self, body: bytes) -> None:
-        self._body += body
+        self._body = self._body + body if self._body else body  # one piece, usually: no copy
 
     def on_message_complete(self) -> None:
         route = self._route
         if route is None:
             raise _HandOver
-        body = bytes(self._body)
+        body = self._body
         self._consume(len(body))
         self._body_since = None
         keep_alive = bool(self._parser.should_keep_alive())
@@ -545,16 +548,17 @@ class FastLaneProtocol(asyncio.Protocol):
             handler.data_received(bytes(data))
 
     def _update_reading(self) -> None:
+        pause = self._write_paused or len(self._queue) >= MAX_QUEUED or self._handover is not None
+        if pause is self._read_paused:  # the usual case: reading, and nothing says stop
+            return
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        pause = self._write_paused or len(self._queue) >= MAX_QUEUED or self._handover is not None
-        if pause != self._read_paused:
-            self._read_paused = pause
-            if pause:
-                transport.pause_reading()
-            else:
-                transport.resume_reading()
+        self._read_paused = pause
+        if pause:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     # --- timeouts: one timer, re-armed when it fires
 
