@@ -78,31 +78,18 @@ _STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n" fo
 _CLOSE = "Connection: close\r\n"
 
 
-class LaneHeaders:
-    """A request's header fields, looked up case-insensitively (``HeaderLookup``), decoded as aiohttp does."""
+class LaneHeaders(dict[str, list[bytes]]):
+    """A request's header fields by lower-case name (``HeaderLookup``); values are decoded as
+    aiohttp decodes them, when asked for: most never are."""
 
-    __slots__ = ("_fields",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._fields: dict[str, list[bytes]] = {}  # values decoded when asked for: most never are
-
-    def add(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        same = self._fields.get(key)
-        if same is None:
-            self._fields[key] = [value]
-        else:
-            same.append(value)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._fields
-
-    def get(self, name: str) -> str | None:
-        values = self._fields.get(name.lower())
+    def first(self, name: str) -> str | None:
+        values = dict.get(self, name.lower())
         return None if values is None else values[0].decode("utf-8", "surrogateescape")
 
     def getall(self, key: str, default: list[str], /) -> list[str]:
-        values = self._fields.get(key.lower())
+        values = dict.get(self, key.lower())
         if values is None:
             return default
         return [value.decode("utf-8", "surrogateescape") for value in values]
@@ -177,10 +164,10 @@ def routes_for(app: web.Application) -> dict[tuple[bytes, bytes], LaneRoute]:
         call = CountedCall()
 
         def client(trusted_hops: int) -> str:
-            return client_ip(request.headers.get("x-forwarded-for") or "", request.peer, trusted_hops)
+            return client_ip(request.headers.first("x-forwarded-for") or "", request.peer, trusted_hops)
 
         try:
-            credential = bearer_credential(request.headers.get("authorization"))
+            credential = bearer_credential(request.headers.first("authorization"))
             principal = await authenticate_counted(services, metrics, credential, client, call)
             observation.principal = principal
             text = await exchange(services, principal)
@@ -246,7 +233,7 @@ class Lane:
         """The whole response to ``request``, counted and logged."""
         started = time.perf_counter()
         route = request.route
-        observation = Observation(incoming_or_new_request_id(request.headers.get(_REQUEST_ID)))
+        observation = Observation(incoming_or_new_request_id(request.headers.first(_REQUEST_ID)))
         refusal = None if request.admitted else self.in_flight.enter()
         if refusal is not None:
             observation.reason = refusal.reason
@@ -280,7 +267,7 @@ class Lane:
         """The 408 for a body that did not arrive in time (the connection closes after it)."""
         started = time.perf_counter()
         error = RequestTimeout(f"the request body did not arrive within {self.body_timeout:g} s")
-        observation = Observation(incoming_or_new_request_id(headers.get(_REQUEST_ID)))
+        observation = Observation(incoming_or_new_request_id(headers.first(_REQUEST_ID)))
         observation.reason = error.reason
         response = self._error(error_response(error), observation, None)
         if route is not None:
@@ -317,7 +304,7 @@ class _HandOver(Exception):
 
 
 def _content_length(headers: LaneHeaders) -> int:
-    value = headers.get("content-length")
+    value = headers.first("content-length")
     return 0 if value is None else int(value)  # llhttp has checked it is one decimal number
 
 
@@ -350,6 +337,7 @@ class FastLaneProtocol(asyncio.Protocol):
         self._url = b""
         self._headers = LaneHeaders()
         self._header_count = 0
+        self._long = False
         self._body = b""
         self._route: LaneRoute | None = None
         self._body_since: float | None = None
@@ -382,6 +370,8 @@ class FastLaneProtocol(asyncio.Protocol):
         if self._closing:
             return
         self._buffer += data
+        # no field is longer than the bytes that hold it: most requests need no check per field
+        self._long = len(self._buffer) > self._lane.max_field_size
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
@@ -432,11 +422,13 @@ class FastLaneProtocol(asyncio.Protocol):
             raise _HandOver
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        lane = self._lane
         self._header_count += 1
-        field = self._lane.max_field_size
-        if self._header_count > self._lane.max_headers or len(name) > field or len(value) > field:
+        if self._header_count > lane.max_headers or (
+            self._long and (len(name) > lane.max_field_size or len(value) > lane.max_field_size)
+        ):
             raise _HandOver
-        self._headers.add(name, value)
+        self._headers.setdefault(name.decode("latin-1").lower(), []).append(value)
 
     def on_headers_complete(self) -> None:
         parser, headers = self._parser, self._headers
