@@ -39,7 +39,11 @@ class Timestamps:
         if second != self._second:
             self._text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
             self._second = second
-        return f"{self._text}.{int((created - second) * 1000):03d}Z"
+        return self._text + _MILLIS[int((created - second) * 1000)]
+
+
+#: ``.000Z`` to ``.999Z``: a table, not a format per line
+_MILLIS = tuple(f".{n:03d}Z" for n in range(1000))
 
 
 class JsonFormatter(logging.Formatter):
@@ -200,6 +204,7 @@ class JsonAccessLog:
         self._lines = lines
         self._enabled = enabled
         self._timestamps = Timestamps()
+        self._middles: dict[tuple[str, str, int], tuple[str, str]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -216,17 +221,27 @@ class JsonAccessLog:
         reason: str | None,
         key_id: str | None,
     ) -> None:
-        method, route = _json_text(method), _json_text(route)
+        middle = self._middles.get((method, route, status)) or self._middle(method, route, status)
         line = (
-            f'{{"ts":"{self._timestamps.format(time.time())}","level":"INFO","logger":"{ACCESS_LOGGER}",'
-            f'"message":"{method} {route} {status}","request_id":"{_json_text(request_id)}",'
-            f'"method":"{method}","route":"{route}","status":{status},"latency_ms":{latency_ms!r}'
+            f'{{"ts":"{self._timestamps.format(time.time())}",{middle[0]}"request_id":"{_json_text(request_id)}",'
+            f'{middle[1]}"latency_ms":{latency_ms!r}'
         )
         if reason is not None:
             line += f',"reason":"{_json_text(reason)}"'
         if key_id is not None:
             line += f',"key_id":"{_json_text(key_id)}"'
         self._lines.write(line + "}\n")
+
+    def _middle(self, method: str, route: str, status: int) -> tuple[str, str]:
+        """The fields a (method, route, status) always writes the same, before and after the id."""
+        m, r = _json_text(method), _json_text(route)
+        middle = (
+            f'"level":"INFO","logger":"{ACCESS_LOGGER}","message":"{m} {r} {status}",',
+            f'"method":"{m}","route":"{r}","status":{status},',
+        )
+        if len(self._middles) < 1024:  # routes are templates and methods few: a bound, not a limit
+            self._middles[method, route, status] = middle
+        return middle
 
 
 def configure_logging(level: str, fmt: Literal["json", "text"] = "json", stream: TextIO | None = None) -> AccessLog:

@@ -225,6 +225,8 @@ class Decision:
     body: bytes
     #: why it was allowed, for counting: the credential type, or ``OVER_LIMIT``
     reason: str
+    #: the principal's credential type, as counted (``principal.credential_type.value``)
+    credential_type: str
 
 
 def choose_role(principal: Principal, requested: str | None) -> str:
@@ -272,7 +274,7 @@ class Decider:
         except SidecarError as exc:
             self.outcomes["deny" if exc.status == 401 else "error", exc.reason] += 1
             raise
-        self.outcomes["allow", decision.principal.credential_type.value] += 1
+        self.outcomes["allow", decision.credential_type] += 1
         return decision
 
     async def _decide(self, creds: Credentials, request: object) -> Decision:
@@ -287,10 +289,16 @@ class Decider:
                 self._operations.check_unseen(principal, role)
             else:
                 self._operations.check(principal, role, request)
-        max_age = hasura_session.cache_max_age(self._clock.now(), principal.expires_at, self._max_age)
+        expires_at = principal.expires_at
+        max_age = (
+            self._max_age
+            if expires_at is None  # the usual key: no clock needed
+            else hasura_session.cache_max_age(self._clock.now(), expires_at, self._max_age)
+        )
         hasura_role = self._policy.hasura_role(role) if self._policy else role
-        reason = OVER_LIMIT if over_limit else principal.credential_type.value
-        return Decision(principal, role, self._bodies.body(self._acting(principal, role), hasura_role, max_age), reason)
+        credential_type = principal.credential_type.value
+        body = self._bodies.body(self._acting(principal, role), hasura_role, max_age)
+        return Decision(principal, role, body, OVER_LIMIT if over_limit else credential_type, credential_type)
 
     def _acting(self, principal: Principal, role: str) -> Principal:
         """The principal as the session describes it: acting as another role, only that role's scopes."""

@@ -95,15 +95,8 @@ class LaneHeaders(dict[str, list[bytes]]):
         return [value.decode("utf-8", "surrogateescape") for value in values]
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A 200: its body and its header fields besides the framing ones."""
-
-    body: bytes
-    headers: tuple[tuple[str, str], ...]
-
-
-LaneHandler = Callable[["LaneRequest", Observation], Awaitable[Answer]]
+#: a 200's body (the route names its header fields); raises ``SidecarError`` for an error answer
+LaneHandler = Callable[["LaneRequest", Observation], Awaitable[bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +104,8 @@ class LaneRoute:
     method: str
     path: str
     handler: LaneHandler
+    #: a 200's header fields besides the framing ones (and the handler's ``request.extra``)
+    headers: tuple[tuple[str, str], ...]
     #: the largest body taken here; a larger one goes to aiohttp (which refuses it as the route does)
     max_body: int = 0
     #: one of ``cors.BROWSER_ROUTES``: a request from a page (``Origin``) goes to aiohttp, which
@@ -148,17 +143,18 @@ def routes_for(app: web.Application) -> dict[tuple[bytes, bytes], LaneRoute]:
     metrics = app[METRICS]
     ring = services.signing_keys
 
-    async def webhook_get(request: LaneRequest, observation: Observation) -> Answer:
-        return Answer(await hook.answer_get(request.headers, observation), _JSON)
+    def webhook_get(request: LaneRequest, observation: Observation) -> Awaitable[bytes]:
+        return hook.answer_get(request.headers, observation)
 
-    async def webhook_post(request: LaneRequest, observation: Observation) -> Answer:
-        return Answer(await hook.answer_post(request.body, observation), _JSON)
+    def webhook_post(request: LaneRequest, observation: Observation) -> Awaitable[bytes]:
+        return hook.answer_post(request.body, observation)
 
-    async def jwks(request: LaneRequest, observation: Observation) -> Answer:
+    async def jwks(request: LaneRequest, observation: Observation) -> bytes:
         body, cache_control = jwks_answer(ring)
-        return Answer(body, (("Cache-Control", cache_control), *_JSON))
+        request.extra = (("Cache-Control", cache_control),)
+        return body
 
-    async def token(request: LaneRequest, observation: Observation) -> Answer:
+    async def token(request: LaneRequest, observation: Observation) -> bytes:
         """``POST /v1/auth/token`` without a body (the key's own role and scopes) and not from a
         page (no ``Origin``, so ``check_origin`` has nothing to refuse)."""
         call = CountedCall()
@@ -173,13 +169,13 @@ def routes_for(app: web.Application) -> dict[tuple[bytes, bytes], LaneRoute]:
             text = await exchange(services, principal)
         finally:
             request.extra = call.headers()
-        return Answer(text.encode(), _TOKEN)
+        return text.encode()
 
     routes = (
-        LaneRoute("GET", WEBHOOK_PATH, webhook_get),
-        LaneRoute("POST", WEBHOOK_PATH, webhook_post, max_body=hook.max_body_bytes),
-        LaneRoute("GET", JWKS_PATH, jwks),
-        LaneRoute("POST", TOKEN_PATH, token, browser=True),
+        LaneRoute("GET", WEBHOOK_PATH, webhook_get, _JSON),
+        LaneRoute("POST", WEBHOOK_PATH, webhook_post, _JSON, max_body=hook.max_body_bytes),
+        LaneRoute("GET", JWKS_PATH, jwks, _JSON),
+        LaneRoute("POST", TOKEN_PATH, token, _TOKEN, browser=True),
     )
     return {(r.method.encode(), r.path.encode()): r for r in routes}
 
@@ -242,7 +238,7 @@ class Lane:
             return response
         status = 200
         try:
-            answer = await route.handler(request, observation)
+            body = await route.handler(request, observation)
         except SidecarError as exc:
             observation.reason = exc.reason
             failed = failed_response(exc, route.path)
@@ -253,11 +249,10 @@ class Lane:
             status = failed.status
             response = self._error(failed, observation, request)
         else:
-            fields = answer.headers + request.extra
+            fields = route.headers + request.extra if request.extra else route.headers
             if route.browser:
                 fields += (_VARY,)
-            response = self.head(200, fields, observation.request_id, len(answer.body), request.keep_alive)
-            response += answer.body
+            response = self.head(200, fields, observation.request_id, len(body), request.keep_alive) + body
         finally:
             self.in_flight.leave()
         self.observer.finish(observation, route.method, route.path, status, time.perf_counter() - started)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,9 +57,9 @@ class HasuraWebhook:
         if self.metrics is not None:
             self.metrics.webhook_decision(result, reason, credential_type)
 
-    async def answer_get(self, headers: HeaderLookup, observation: Observation | None) -> bytes:
+    def answer_get(self, headers: HeaderLookup, observation: Observation | None) -> Awaitable[bytes]:
         """GET mode: the client's headers arrive as the call's own headers (§1.4)."""
-        return await self._answer(Credentials.from_headers(headers, self.sources), NOT_SENT, observation)
+        return self._answer(Credentials.from_headers(headers, self.sources), NOT_SENT, observation)
 
     async def answer_post(self, body: bytes | bytearray, observation: Observation | None) -> bytes:
         """POST mode: ``{"headers": {...}, "request": ...}`` (§2.2, §2.3; v3 sends no ``request``, §5.7)."""
@@ -79,7 +80,7 @@ class HasuraWebhook:
             if isinstance(exc, BrowserCredentialRefused) and self.metrics is not None:
                 self.metrics.browser_credential_refused(exc.reason, exc.key_type)
             raise
-        self.count("allow", decision.reason, decision.principal.credential_type.value)
+        self.count("allow", decision.reason, decision.credential_type)
         if observation is not None:
             observation.principal = decision.principal
             if decision.reason == OVER_LIMIT:
