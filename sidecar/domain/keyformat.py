@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from sidecar.models import Environment, KeyType
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_BASE62_SET = frozenset(BASE62)
 RANDOM_LENGTH = 32
 CHECKSUM_LENGTH = 6
 BODY_LENGTH = RANDOM_LENGTH + CHECKSUM_LENGTH
@@ -104,7 +103,7 @@ def parse(key: str) -> KeyPrefix | None:
     if prefix is None:
         return None
     body = key[cut + 1 :]
-    if len(body) != BODY_LENGTH or not _BASE62_SET.issuperset(body):
+    if len(body) != BODY_LENGTH or not (body.isascii() and body.isalnum()):  # ASCII alnum: base62
         return None
     if not _checksum_matches(key[:-CHECKSUM_LENGTH], key[-CHECKSUM_LENGTH:]):
         return None

@@ -67,3 +67,12 @@ def test_prefix_follows_the_contract_table(
     key_type: KeyType, role: str, environment: Environment, expected: str
 ) -> None:
     assert keyformat.prefix_for(key_type, role, environment).prefix == expected
+
+
+@pytest.mark.parametrize("odd", ["-", "_", " ", "+", "é", "٣", "²"])
+def test_a_character_outside_base62_is_refused_even_with_a_matching_checksum(odd: str) -> None:
+    prefix = keyformat.PREFIXES[0]
+    head = keyformat.mint(prefix)[: -keyformat.CHECKSUM_LENGTH]
+    head = head[:-3] + odd + head[-2:]  # "٣" and "²" are digits to str.isalnum, not to base62
+    check = keyformat.checksum(head) if head.isascii() else keyformat.checksum(head.encode().hex()[:10])
+    assert keyformat.parse(head + check) is None

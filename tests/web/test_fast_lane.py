@@ -228,8 +228,10 @@ async def test_a_body_larger_than_the_webhooks_limit_is_refused_as_aiohttp_refus
         (webhook_get(extra=b"".join(b"X-%d: y\r\n" % i for i in range(40))), 431),
         (webhook_get().replace(b"webhook ", b"webhook?" + b"q" * 4096 + b" "), 414),
         (b"GET /v1/hasura/webhook HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
+        (b"GET /v1/hasura/webhook HTTP/1.1\r\nHost: x\nAuthorization: Bearer k\r\n\r\n", 400),
+        (b"GET /v1/hasura/webhook HTTP/1.1\r\nHost: x\r\nX-Hasura-Role: a\r\n b\r\n\r\n", 400),
     ],
-    ids=["a header too large", "too many headers", "a URL too long", "not HTTP"],
+    ids=["a header too large", "too many headers", "a URL too long", "not HTTP", "a bare LF", "a folded field"],
 )
 async def test_what_aiohttp_refuses_it_refuses_on_the_lanes_routes_too(
     serve: Any, connect: Any, request_bytes: bytes, status: int
