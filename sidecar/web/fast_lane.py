@@ -321,7 +321,11 @@ class FastLaneProtocol(asyncio.Protocol):
         self._parser = httptools.HttpRequestParser(self)
         self._buffer = bytearray()  # from the first byte of the request being parsed
         self._queue: deque[LaneRequest] = deque()
+        # one task answers the connection's requests in order, waiting on ``_wakeup`` between them
+        # (a task per request costs a task's creation and its registration, each time)
         self._worker: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self._busy = False  # answering a request (or about to)
         self._handover: bytearray | None = None  # set: the connection goes to aiohttp when idle
         self._closing = False  # no more requests: close once the queue is answered
         self._write_paused = False
@@ -352,6 +356,7 @@ class FastLaneProtocol(asyncio.Protocol):
         self._server.connection_lost(self, exc)  # type: ignore[arg-type]
         self._disarm()
         self._transport = None
+        self._wake()  # an idle worker ends
         self._release_partial()
         for request in self._queue:
             if request.admitted:
@@ -374,7 +379,7 @@ class FastLaneProtocol(asyncio.Protocol):
             self._release_partial()
             self._handover = self._buffer
             self._update_reading()
-            if self._worker is None:
+            if not self._busy:
                 self._hand_over()
 
     def pause_writing(self) -> None:
@@ -390,14 +395,15 @@ class FastLaneProtocol(asyncio.Protocol):
     def close(self) -> None:
         """Stop taking requests; close once the answers in progress are written."""
         self._closing = True
-        if self._worker is None and self._transport is not None:
+        if not self._busy and self._transport is not None:
             self._transport.close()
 
     async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 - web.Server's interface
         self.close()
         worker = self._worker
-        if worker is not None:
+        if worker is not None and self._busy:
             await asyncio.wait({worker}, timeout=timeout)
+        if worker is not None:
             worker.cancel()
         if self._transport is not None:
             self._transport.close()
@@ -465,9 +471,17 @@ class FastLaneProtocol(asyncio.Protocol):
         self._admitted = False
         if not keep_alive:
             self._closing = True  # aiohttp too reads nothing after a request that closes
+        self._busy = True
         if self._worker is None:
             self._worker = self._loop.create_task(self._answer_queued())
+        else:
+            self._wake()
         self._update_reading()
+
+    def _wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
 
     def _release_partial(self) -> None:
         """The request being parsed will not be answered here: it is no longer in flight."""
@@ -496,28 +510,39 @@ class FastLaneProtocol(asyncio.Protocol):
     # --- answering
 
     async def _answer_queued(self) -> None:
+        """Answer the queue in order; between requests, wait for the next; end with the connection."""
         try:
-            while self._queue and self._transport is not None:
-                request = self._queue.popleft()
-                self._update_reading()
-                response = await self._lane.serve(request)
-                transport = self._transport
-                if transport is None or transport.is_closing():
+            while True:
+                while self._queue and self._transport is not None:
+                    request = self._queue.popleft()
+                    self._update_reading()
+                    response = await self._lane.serve(request)
+                    transport = self._transport
+                    if transport is None or transport.is_closing():
+                        return
+                    transport.write(response)
+                    if not request.keep_alive:
+                        transport.close()
+                        return
+                self._busy = False
+                self._last_active = self._loop.time()
+                if self._transport is None:
                     return
-                transport.write(response)
-                if not request.keep_alive:
-                    transport.close()
-                    return
-        finally:
-            self._worker = None
-            self._last_active = self._loop.time()
-            if self._transport is not None:
                 if self._handover is not None and not self._closing:
                     self._hand_over()
-                elif self._closing and not self._queue:
+                    return
+                if self._closing:
                     self._transport.close()
-                else:
-                    self._update_reading()
+                    return
+                self._update_reading()
+                self._wakeup = self._loop.create_future()
+                try:
+                    await self._wakeup
+                finally:
+                    self._wakeup = None
+        finally:
+            self._busy = False
+            self._worker = None
 
     def _hand_over(self) -> None:
         """From here on the connection is aiohttp's, beginning with the bytes not yet answered."""
@@ -527,6 +552,7 @@ class FastLaneProtocol(asyncio.Protocol):
         self._disarm()
         self._server.connection_lost(self, None)  # type: ignore[arg-type]
         self._transport = None
+        self._wake()  # an idle worker ends
         handler = self._lane.make_handler()
         transport.set_protocol(handler)
         handler.connection_made(transport)
@@ -566,7 +592,7 @@ class FastLaneProtocol(asyncio.Protocol):
         if transport is None or self._handover is not None:
             return
         now = self._loop.time()
-        if self._worker is not None:  # answering: aiohttp does not time handlers out either
+        if self._busy:  # answering: aiohttp does not time handlers out either
             self._arm(now + self._lane.keepalive_timeout)
             return
         if self._body_since is not None:

@@ -1,9 +1,11 @@
-"""The outermost middleware: request id, the request-latency metric and the one log line per request.
+"""Request id, the request-latency metric and the one log line per request.
 
-It sits on the Hasura webhook's hot path, so per request it does only: two ``perf_counter`` calls,
-one header lookup, one dict lookup for the cached histogram child, and the log line only when
-logging is on for that request (``RequestLogPolicy``). Handlers and the error middleware add the
-decision reason and the caller's key id with ``note``; nothing here ever sees a key or token.
+``RequestObserver`` finishes every request, whichever path served it: the outermost middleware
+here for aiohttp's routes, ``sidecar.web.fast_lane`` for the Hasura webhook's. Per request it
+does only: two ``perf_counter`` calls, one header lookup, one dict lookup for the cached
+histogram child, and the log line only when logging is on for that request
+(``RequestLogPolicy``). Handlers and the error middleware add the decision reason and the
+caller's key id to the ``Observation`` (``note``); nothing here ever sees a key or token.
 """
 
 from __future__ import annotations

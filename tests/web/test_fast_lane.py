@@ -302,8 +302,16 @@ async def test_stopping_the_server_closes_its_lane_connections(serve: Any, conne
     server = await serve()
     raw = await connect(server)
     assert (await exchange(raw, webhook_get(bootstrap.key)))[0] == 200
+    assert (await exchange(raw, webhook_get(bootstrap.key)))[0] == 200  # the same worker, woken again
+    assert len(lane_workers()) == 1
     await server.close()
     assert await raw.closed_within(2.0)
+    await asyncio.sleep(0)
+    assert lane_workers() == []  # the connection's worker ended with it
+
+
+def lane_workers() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if "FastLaneProtocol._answer_queued" in repr(t.get_coro())]
 
 
 async def test_switched_off_every_connection_is_aiohttps(serve: Any, connect: Any, bootstrap: Bootstrap) -> None:
