@@ -3,9 +3,9 @@
 Hasura calls the webhook for every GraphQL request and caches nothing, so the cost per call
 is the product's cost. Through aiohttp's web layer (its request and response objects, the
 router, the middleware chain, ``on_response_prepare``) a handler that returns fixed bytes costs
-about 160k instructions per request; parsing the same request with llhttp and writing the
-answer's bytes costs about 14k (``python -m bench.instructions``). No library offers that middle
-ground for an aiohttp app, hence this module.
+about 160k instructions per request (the baseline of ``python -m bench.instructions``); an
+asyncio protocol parsing the same request with llhttp and writing the answer's bytes, about 14k
+(counted the same way). No library offers that middle ground for an aiohttp app, hence this module.
 
 Every connection starts in a ``FastLaneProtocol``, which parses with httptools (llhttp, the
 parser inside aiohttp too) and answers the requests it fully understands:
