@@ -28,7 +28,7 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 
 class SidecarTestServer(TestServer):
     """``TestServer`` on the runner ``sidecar serve`` uses (``sidecar/web/server.py``): the fast
-    lane in front of aiohttp, so every test's webhook and JWKS calls go the way production's do."""
+    lane in front of aiohttp, so every test's webhook, JWKS and token calls go the way production's do."""
 
     async def _make_runner(self, **kwargs: Any) -> BaseRunner:
         assert self.app is not None
