@@ -223,6 +223,8 @@ class Lane:
         self.max_line_size = max_line_size
         self.max_field_size = max_field_size
         self.max_headers = max_headers
+        #: the most a request line and its header fields can take within the bounds above
+        self.max_head_bytes = max_line_size + max_headers * (2 * max_field_size + 4)
         self._date = HttpDate()
 
     async def serve(self, request: LaneRequest) -> bytes:
@@ -369,18 +371,38 @@ class FastLaneProtocol(asyncio.Protocol):
             return
         if self._closing:
             return
-        self._buffer += data
+        buffer = self._buffer
+        buffer += data
+        lane = self._lane
         # no field is longer than the bytes that hold it: most requests need no check per field
-        self._long = len(self._buffer) > self._lane.max_field_size
+        self._long = long = len(buffer) > lane.max_field_size
+        if long and self._route is None and self._head_too_long(buffer):
+            self._give_to_aiohttp()  # whose parser refuses it, as it would have from its first bytes
+            return
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             # a request for aiohttp, or one llhttp refuses: aiohttp parses it again and answers
             self._release_partial()
-            self._handover = self._buffer
-            self._update_reading()
-            if not self._busy:
-                self._hand_over()
+            self._give_to_aiohttp()
+
+    def _head_too_long(self, buffer: bytearray) -> bool:
+        """Whether the request line and header fields being received already exceed the bounds.
+
+        httptools hands a field over only once its line is complete, so a line that never ends
+        would otherwise be buffered without limit (aiohttp's parser stops it at the bound).
+        """
+        lane = self._lane
+        unfinished_line = len(buffer) - buffer.rfind(b"\n") - 1
+        return unfinished_line > lane.max_line_size + lane.max_field_size or len(buffer) > lane.max_head_bytes
+
+    def _give_to_aiohttp(self) -> None:
+        """From the request being parsed on, the connection is aiohttp's: now, or once the
+        requests before it are answered."""
+        self._handover = self._buffer
+        self._update_reading()
+        if not self._busy:
+            self._hand_over()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -469,6 +491,7 @@ class FastLaneProtocol(asyncio.Protocol):
         keep_alive = bool(self._parser.should_keep_alive())
         self._queue.append(LaneRequest(route, self._headers, body, keep_alive, self._admitted, self._peer))
         self._admitted = False
+        self._route = None  # the next request's header fields are bounded from its first byte
         if not keep_alive:
             self._closing = True  # aiohttp too reads nothing after a request that closes
         self._busy = True

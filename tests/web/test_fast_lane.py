@@ -319,3 +319,24 @@ async def test_switched_off_every_connection_is_aiohttps(serve: Any, connect: An
     raw = await connect(server)
     assert (await exchange(raw, webhook_get(bootstrap.key)))[0] == 200
     assert aiohttps(server)
+
+
+@pytest.mark.parametrize(
+    ("start", "status"),
+    [
+        (b"GET /v1/hasura/webhook HTTP/1.1\r\nHost: x\r\nX-Big: ", 431),
+        (b"GET /v1/hasura/webhook?q=", 414),
+    ],
+    ids=["a field", "a request line"],
+)
+async def test_a_line_that_never_ends_is_refused_before_it_is_buffered(
+    serve: Any, connect: Any, start: bytes, status: int
+) -> None:
+    server = await serve(limits={"max_field_bytes": 2048, "max_line_bytes": 2048})
+    raw = await connect(server)
+    await raw.send(start)
+    for _ in range(8):  # 64 KiB and no line end: aiohttp stops it at 2 KiB, the lane must too
+        await raw.send(b"a" * 8192)
+    got, _, body = await raw.response()
+    assert got == status
+    assert json.loads(body)["error"] == "INVALID_REQUEST"
