@@ -339,7 +339,7 @@ class FastLaneProtocol(asyncio.Protocol):
         self._headers = LaneHeaders()
         self._header_count = 0
         self._long = False
-        self._body = b""
+        self._body: bytes | bytearray = b""
         self._route: LaneRoute | None = None
         self._body_since: float | None = None
         self._admitted = False
@@ -479,13 +479,20 @@ class FastLaneProtocol(asyncio.Protocol):
                 self._arm(deadline)
 
     def on_body(self, body: bytes) -> None:
-        self._body = self._body + body if self._body else body  # one piece, usually: no copy
+        # one piece, usually: kept without a copy; from the second on, grown in place, so that a
+        # body sent in many tiny pieces does not cost its length squared
+        if not self._body:
+            self._body = body
+        elif isinstance(self._body, bytes):
+            self._body = bytearray(self._body) + body
+        else:
+            self._body += body
 
     def on_message_complete(self) -> None:
         route = self._route
         if route is None:
             raise _HandOver
-        body = self._body
+        body = bytes(self._body)  # the same object when it came in one piece
         self._consume(len(body))
         self._body_since = None
         keep_alive = bool(self._parser.should_keep_alive())
