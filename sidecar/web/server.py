@@ -17,6 +17,9 @@ contract's shape, ``{"error": "INVALID_REQUEST", "message": …}``, quoting noth
 
 The connection closes after each of these, as aiohttp does. ``serve`` runs the app with this
 runner as ``web.run_app`` would (``sidecar serve``); tests start ``JsonErrorRunner`` directly.
+
+Each connection starts on the fast lane (``sidecar.web.fast_lane``) when the app has one, and
+becomes a ``JsonErrorRequestHandler`` at the first request the lane does not answer.
 """
 
 from __future__ import annotations
