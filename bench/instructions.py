@@ -30,7 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.run import HASURA, free_port, hasura_post_body, make_keys, session_jwt
+from bench.processes import free_port, stop
+from bench.run import HASURA, hasura_post_body, make_keys, session_jwt
 from sidecar.settings import Settings
 
 WARM_UP = 300
@@ -64,12 +65,7 @@ def counted(cmd: list[str], env: dict[str, str], out: Path, port: int) -> Iterat
                 time.sleep(0.3)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=60)
 
 
 def per_request(proc: subprocess.Popen[bytes], out: Path, port: int, call: Call, requests: int) -> float:

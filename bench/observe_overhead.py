@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import sys
 import time
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 from aiohttp import ClientSession, TCPConnector, web
 from aiohttp.test_utils import make_mocked_request
 
+from bench.processes import free_port
 from sidecar.logs import JsonFormatter
 from sidecar.metrics import Metrics
 from sidecar.web.errors import error_middleware
@@ -95,12 +95,6 @@ async def in_process(n: int) -> tuple[float, float]:
     return timings[0], timings[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _load(port: int, seconds: float, concurrency: int) -> float:
     url = f"http://127.0.0.1:{port}/v1/hasura/webhook"
     count = 0
@@ -150,7 +144,7 @@ async def over_http(seconds: float, rounds: int, concurrency: int) -> dict[str, 
     best: dict[str, float] = dict.fromkeys(CONFIGS, 0.0)
     for _ in range(rounds):
         for config in CONFIGS:
-            port = _free_port()
+            port = free_port()
             server = [sys.executable, "-m", "bench.observe_overhead", "--serve", config, str(port)]
             taskset = shutil.which("taskset")
             proc = await asyncio.create_subprocess_exec(*([taskset, "-c", "0", *server] if taskset else server))

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.processes import free_port
 from bench.redis_cache import redis_server
-from bench.run import free_port, server
+from bench.run import server
 from sidecar.domain import keyformat
 from sidecar.models import Environment, KeyType
 

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 
 from bench import tokens
 from bench.load import Load, Result, pinned, run
+from bench.processes import free_port, stop
 from sidecar.app import build_key_service, open_stores
 from sidecar.domain.keys import NewKey
 from sidecar.domain.rbac import Policy
@@ -114,12 +114,6 @@ def measure_once(scenario: Scenario, load: Load) -> Measured:
     return Measured(result, cpu_seconds(scenario.server_pid) - before)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def make_keys(settings: Settings) -> tuple[str, str]:
     """An operator key (may write) and a viewer key (read-only: POST mode parses its queries)."""
     async with open_stores(settings.store_url()) as stores:
@@ -153,12 +147,7 @@ def server(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subproces
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=10)
 
 
 def session_jwt(base: str, api_key: str) -> str:

@@ -35,7 +35,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.run import free_port
+from bench.processes import free_port
 from sidecar.domain import keyformat
 from sidecar.models import Environment, KeyType
 

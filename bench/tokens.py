@@ -28,6 +28,7 @@ from typing import Any
 
 from jwt import get_algorithm_by_name
 
+from bench.processes import free_port, stop
 from sidecar.domain import jwk, keyformat
 from sidecar.models import Environment, KeyType
 
@@ -90,12 +91,6 @@ def raw_signing_rate(algorithm: str, seconds: float) -> float:
     return count / (time.process_time() - cpu)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -124,12 +119,7 @@ def server(argv: list[str], port: int, env: dict[str, str] | None = None) -> Ite
         wait_listening(port, proc)
         yield proc.pid  # taskset execs the command, so the pid is the server's
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=10)
 
 
 @dataclass(frozen=True)

@@ -49,10 +49,6 @@ class InFlight:
         self._count = 0
 
     @property
-    def count(self) -> int:
-        return self._count
-
-    @property
     def full(self) -> bool:
         return self._count >= self.limit
 

@@ -126,10 +126,6 @@ class RequestObserver:
         self._lines = access_log or RecordAccessLog()
         self._log_on = policy.mode != "off"
 
-    @property
-    def metrics(self) -> Metrics | None:
-        return self._metrics
-
     def finish(self, observation: Observation, method: str, route: str, status: int, elapsed: float) -> None:
         if self._metrics is not None:
             self._metrics.observe_request(route, method, status, elapsed)
