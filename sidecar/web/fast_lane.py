@@ -251,24 +251,21 @@ class Lane:
             status = failed.status
             response = self._error(failed, observation, request)
         else:
-            fields = route.headers + request.extra if request.extra else route.headers
-            if route.browser:
-                fields += (_VARY,)
+            fields = route.headers + _prepare_fields(request, names_its_standing=False)
             response = self.head(200, fields, observation.request_id, len(body), request.keep_alive) + body
         finally:
             self.in_flight.leave()
         self.observer.finish(observation, route.method, route.path, status, time.perf_counter() - started)
         return response
 
-    def timed_out(self, route: LaneRoute | None, headers: LaneHeaders) -> bytes:
+    def timed_out(self, route: LaneRoute, headers: LaneHeaders) -> bytes:
         """The 408 for a body that did not arrive in time (the connection closes after it)."""
         started = time.perf_counter()
         error = RequestTimeout(f"the request body did not arrive within {self.body_timeout:g} s")
         observation = Observation(incoming_or_new_request_id(headers.first(_REQUEST_ID)))
         observation.reason = error.reason
         response = self._error(error_response(error), observation, None)
-        if route is not None:
-            self.observer.finish(observation, route.method, route.path, error.status, time.perf_counter() - started)
+        self.observer.finish(observation, route.method, route.path, error.status, time.perf_counter() - started)
         return response
 
     def _error(self, response: web.Response, observation: Observation, request: LaneRequest | None) -> bytes:
@@ -279,10 +276,7 @@ class Lane:
         close = request is None or not request.keep_alive or headers.get("Connection") == "close"
         fields = tuple((name, value) for name, value in headers.items() if name != "Connection")
         if request is not None:
-            if "RateLimit-Limit" not in headers:  # a 429 names its own standing
-                fields += request.extra
-            if request.route.browser:
-                fields += (_VARY,)
+            fields += _prepare_fields(request, names_its_standing="RateLimit-Limit" in headers)  # a 429 does
         return self.head(response.status, fields, observation.request_id, len(body), not close) + body
 
     def head(
@@ -294,6 +288,14 @@ class Lane:
             f"{_STATUS_LINES[status]}{lines}{REQUEST_ID_HEADER}: {request_id}\r\nContent-Length: {length}\r\n"
             f"{self._date.fields()}{'' if keep_alive else _CLOSE}\r\n"
         ).encode("latin-1")
+
+
+def _prepare_fields(request: LaneRequest, *, names_its_standing: bool) -> tuple[tuple[str, str], ...]:
+    """What ``on_response_prepare`` adds to an answer (``sidecar.app._response_headers``): the
+    call's ``RateLimit-*`` standing, unless the answer names its own, and ``Vary: Origin`` on a
+    browser route."""
+    fields = () if names_its_standing else request.extra
+    return (*fields, _VARY) if request.route.browser else fields
 
 
 class _HandOver(Exception):
@@ -628,9 +630,11 @@ class FastLaneProtocol(asyncio.Protocol):
         if self._body_since is not None:
             deadline = self._body_since + self._lane.body_timeout
             if now >= deadline:
+                route = self._route
+                assert route is not None  # a body is awaited only once its route is known
                 self._closing = True
                 self._release_partial()
-                transport.write(self._lane.timed_out(self._route, self._headers))
+                transport.write(self._lane.timed_out(route, self._headers))
                 transport.close()
                 return
         else:
