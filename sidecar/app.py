@@ -33,6 +33,7 @@ from sidecar.domain.operations import OperationPolicy, OperationReader
 from sidecar.domain.origins import BrowserOrigins
 from sidecar.domain.ratelimits import RateLimitService
 from sidecar.domain.rbac import Policy, RoleModel
+from sidecar.domain.repeat_decisions import RepeatDecisions
 from sidecar.domain.revocations import TokenRevocations
 from sidecar.domain.signing_keys import KeyRing, KeyStatus, RingTiming
 from sidecar.domain.tables import TableModel
@@ -263,10 +264,12 @@ def build_hasura_webhook(
     limits: RateLimitService | None = None,
     *,
     metrics: Metrics | None = None,
+    keys: KeyService | None = None,
 ) -> hasura.HasuraWebhook:
     """The webhook's pipeline: a presented credential (API key, session JWT), then anonymous.
 
-    ``metrics``, when given, counts every decision (``sidecar_webhook_decisions_total``).
+    ``metrics``, when given, counts every decision (``sidecar_webhook_decisions_total``); with
+    ``keys``, decisions for API keys are reused while their records are cached (``RepeatDecisions``).
     """
     s = settings.hasura_webhook
     steps: list[CredentialAuthenticator] = [
@@ -293,6 +296,7 @@ def build_hasura_webhook(
         policy=policy,
         limits=limits,
         over_limit=settings.rate_limit.webhook,
+        repeats=RepeatDecisions(keys, max_entries=settings.key_cache.max_entries) if keys is not None else None,
     )
     sources = CredentialSources(header=s.credential_header, cookie=s.credential_cookie)
     return hasura.HasuraWebhook(decider, sources, s.max_body_bytes, metrics)
@@ -633,6 +637,7 @@ def create_app(
                 tables,
                 app[SERVICES].ratelimits,
                 metrics=metrics if settings.metrics.enabled else None,
+                keys=key_service,
             )
             supplied = settings.bootstrap_admin_key
             issued = await key_service.bootstrap(supplied.get_secret_value() if supplied else None)

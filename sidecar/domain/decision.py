@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from sidecar.domain import hasura_session
 from sidecar.domain.authn import Authenticator, shape_of
@@ -22,6 +22,9 @@ from sidecar.domain.rbac import Policy
 from sidecar.errors import RateLimited, SidecarError, Unauthorized
 from sidecar.models import CredentialType, Environment, Principal
 from sidecar.ports import Clock
+
+if TYPE_CHECKING:
+    from sidecar.domain.repeat_decisions import RepeatDecisions
 
 log = logging.getLogger("sidecar.webhook")
 
@@ -254,8 +257,10 @@ class Decider:
         policy: Policy | None = None,
         limits: RateLimitService | None = None,
         over_limit: Literal["deny", "allow"] = "deny",
+        repeats: RepeatDecisions | None = None,
     ) -> None:
         self._authenticators = tuple(authenticators)
+        self._repeats = repeats
         self._limits = limits
         self._over_limit = over_limit
         self._clock = clock
@@ -278,6 +283,13 @@ class Decider:
         return decision
 
     async def _decide(self, creds: Credentials, request: object) -> Decision:
+        repeats = self._repeats if request is NOT_SENT else None
+        if repeats is not None:
+            repeat = repeats.get(creds)
+            if repeat is not None:
+                if self._limits is not None and await self._count(self._limits, repeat.principal):
+                    return replace(repeat, reason=OVER_LIMIT)
+                return repeat
         principal = await self._authenticate(creds)
         over_limit = False
         if self._limits is not None and principal.credential_type is not CredentialType.ANONYMOUS:
@@ -298,7 +310,10 @@ class Decider:
         hasura_role = self._policy.hasura_role(role) if self._policy else role
         credential_type = principal.credential_type.value
         body = self._bodies.body(self._acting(principal, role), hasura_role, max_age)
-        return Decision(principal, role, body, OVER_LIMIT if over_limit else credential_type, credential_type)
+        decision = Decision(principal, role, body, OVER_LIMIT if over_limit else credential_type, credential_type)
+        if repeats is not None:
+            repeats.remember(creds, decision)
+        return decision
 
     def _acting(self, principal: Principal, role: str) -> Principal:
         """The principal as the session describes it: acting as another role, only that role's scopes."""

@@ -125,6 +125,22 @@ class KeyService:
         remember(self._principals, record.digest, (record, principal), bound=self._max_principals)
         return principal
 
+    def still_current(self, digest: str, principal: Principal) -> bool:
+        """Whether ``authenticate`` would give ``principal`` now for the key with ``digest``, known
+        without I/O: the cache still holds the very record ``principal`` was built from, and that
+        record is neither revoked nor expired. Counts as a use of the key, as ``authenticate`` does."""
+        hit, record = self._cache.get(digest)
+        if not hit or record is None:
+            return False
+        memo = self._principals.get(digest)
+        if memo is None or memo[0] is not record or memo[1] is not principal:
+            return False
+        now = self._clock.now()
+        if record.revoked_at is not None or record.is_expired(now):
+            return False
+        self._last_used[record.id] = now
+        return True
+
     async def verify(self, key: str) -> ApiKeyRecord:
         if len(key) > keyformat.MAX_KEY_LENGTH or not key.isascii():
             raise InvalidApiKey("the API key is not valid", reason="api_key_malformed")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
-from sidecar.app import build_key_service, open_stores
+from sidecar.app import build_key_service, build_rate_limits, open_stores
 from sidecar.domain import keyformat
 from sidecar.domain.authn import Authenticator
 from sidecar.domain.decision import (
@@ -24,7 +24,9 @@ from sidecar.domain.decision import (
     PresentedCredential,
 )
 from sidecar.domain.keys import KeyService, NewKey
+from sidecar.domain.origins import BrowserOrigins
 from sidecar.domain.rbac import Policy
+from sidecar.domain.repeat_decisions import RepeatDecisions
 from sidecar.errors import ExpiredApiKey, InvalidApiKey, RevokedApiKey, TokenExpired, Unauthorized, Unavailable
 from sidecar.models import Environment, KeyType
 from sidecar.ports.clock import FrozenClock
@@ -128,8 +130,11 @@ class World:
         return (await self.keys.create(NewKey(**spec), grantor=None)).key
 
 
-@pytest.fixture
-async def world(make_settings: Callable[..., Settings], clock: FrozenClock) -> AsyncIterator[World]:
+@pytest.fixture(params=["fresh", "repeats"])
+async def world(
+    request: pytest.FixtureRequest, make_settings: Callable[..., Settings], clock: FrozenClock
+) -> AsyncIterator[World]:
+    """Every decision test runs twice: deciding each call afresh, and reusing repeat decisions."""
     settings = make_settings()
     policy = Policy(load_role_model(None))
     tokens = HmacSessionTokens(clock)
@@ -142,7 +147,8 @@ async def world(make_settings: Callable[..., Settings], clock: FrozenClock) -> A
             ]
             if anonymous:
                 steps.append(Anonymous("anonymous", policy.role_scopes("anonymous")))
-            return Decider(steps, clock, operations=None, max_cache_age_s=max_age)
+            repeats = RepeatDecisions(keys, max_entries=100) if request.param == "repeats" else None
+            return Decider(steps, clock, operations=None, max_cache_age_s=max_age, repeats=repeats)
 
         yield World(clock, keys, tokens, make)
 
@@ -301,3 +307,96 @@ async def test_a_repeated_key_costs_no_store_call_and_nothing_is_written(
             with pytest.raises(Unauthorized):
                 await decider.decide(creds(Authorization=f"Bearer {unknown}"))
         assert store.calls == ["get_key_by_digest", "get_key_by_digest"]  # the first lookup of each, only
+
+
+# --- Repeat decisions: reused only while the key's record is the one cached --------------------
+
+
+@dataclass
+class Repeats:
+    clock: FrozenClock
+    keys: KeyService
+    store: Any
+    decider: Decider
+
+
+@pytest.fixture
+async def repeats(make_settings: Callable[..., Settings], clock: FrozenClock) -> AsyncIterator[Repeats]:
+    settings = make_settings(rate_limit={"enabled": True, "default": {"requests": 1, "per_s": 60, "burst": 3}})
+    policy = Policy(load_role_model(None))
+    async with open_stores(settings.store_url()) as stores:
+        keys = build_key_service(settings, stores.keys, clock, policy)
+        decider = Decider(
+            [PresentedCredential(Authenticator(keys), BrowserOrigins(()))],
+            clock,
+            operations=None,
+            max_cache_age_s=60,
+            limits=build_rate_limits(settings, None, clock),
+            repeats=RepeatDecisions(keys, max_entries=100),
+        )
+        yield Repeats(clock, keys, stores.keys, decider)
+
+
+async def test_a_revoke_through_this_process_ends_a_repeat_at_once(repeats: Repeats) -> None:
+    issued = await repeats.keys.create(NewKey(), grantor=None)
+    for _ in range(2):
+        await repeats.decider.decide(creds(Authorization=f"Bearer {issued.key}"))
+    await repeats.keys.revoke(issued.record.id, viewer=None)
+    with pytest.raises(RevokedApiKey):
+        await repeats.decider.decide(creds(Authorization=f"Bearer {issued.key}"))
+
+
+async def test_a_change_no_one_announced_ends_a_repeat_when_the_cache_lets_go_of_the_key(repeats: Repeats) -> None:
+    """Another replica revoked the key and its broadcast was lost: the cache TTL bounds the repeat too."""
+    issued = await repeats.keys.create(NewKey(), grantor=None)
+    presented = creds(Authorization=f"Bearer {issued.key}")
+    await repeats.decider.decide(presented)
+    await repeats.store.revoke_key(issued.record.id, repeats.clock.now())
+    repeats.clock.advance(29)  # within the key cache's 30 s: the same answer as without repeats
+    await repeats.decider.decide(presented)
+    repeats.clock.advance(2)
+    with pytest.raises(RevokedApiKey):
+        await repeats.decider.decide(presented)
+
+
+async def test_another_replicas_invalidation_ends_a_repeat(repeats: Repeats) -> None:
+    issued = await repeats.keys.create(NewKey(), grantor=None)
+    presented = creds(Authorization=f"Bearer {issued.key}")
+    await repeats.decider.decide(presented)
+    await repeats.store.revoke_key(issued.record.id, repeats.clock.now())
+    repeats.keys.forget(keyformat.digest(issued.key))
+    with pytest.raises(RevokedApiKey):
+        await repeats.decider.decide(presented)
+
+
+async def test_a_repeat_is_per_requested_role_and_origin(repeats: Repeats) -> None:
+    key = (await repeats.keys.create(NewKey(role="manager"), grantor=None)).key
+    await repeats.decider.decide(creds(Authorization=f"Bearer {key}"))
+    with pytest.raises(Unauthorized) as denied:
+        await repeats.decider.decide(creds(Authorization=f"Bearer {key}", x_hasura_role="admin"))
+    assert denied.value.reason == "role_not_allowed"
+    with pytest.raises(Unauthorized) as leaked:
+        await repeats.decider.decide(creds(Authorization=f"Bearer {key}", Origin="https://shop.example"))
+    assert leaked.value.reason == "secret_key_from_browser"
+
+
+async def test_every_repeat_counts_against_the_rate_limit_and_as_a_use_of_the_key(repeats: Repeats) -> None:
+    issued = await repeats.keys.create(NewKey(), grantor=None)
+    presented = creds(Authorization=f"Bearer {issued.key}")
+    for _ in range(3):  # the burst
+        await repeats.decider.decide(presented)
+        repeats.clock.advance(0.1)
+    with pytest.raises(Unauthorized) as limited:
+        await repeats.decider.decide(presented)
+    assert limited.value.reason == "rate_limited"
+    assert await repeats.keys.flush_last_used() == 1
+    stored = await repeats.store.get_key(issued.record.id)
+    assert stored is not None
+    assert stored.last_used_at == repeats.clock.now()  # the last call, refused or not
+
+
+async def test_an_expiring_keys_cache_age_keeps_shrinking(repeats: Repeats) -> None:
+    key = (await repeats.keys.create(NewKey(expires_at=repeats.clock.now() + timedelta(seconds=50)), grantor=None)).key
+    assert (await session(repeats.decider, creds(Authorization=f"Bearer {key}"))).max_age == 50
+    repeats.clock.advance(20)
+    assert (await session(repeats.decider, creds(Authorization=f"Bearer {key}"))).max_age == 30
