@@ -283,24 +283,20 @@ class Decider:
         return decision
 
     async def _decide(self, creds: Credentials, request: object) -> Decision:
-        repeats = self._repeats if request is NOT_SENT else None
+        repeats = self._repeats
         if repeats is not None:
             repeat = repeats.get(creds)
-            if repeat is not None:
-                if self._limits is not None and await self._count(self._limits, repeat.principal):
-                    return replace(repeat, reason=OVER_LIMIT)
-                return repeat
+            if repeat is not None:  # everything but the rate limit and the operation is decided
+                over_limit = self._limits is not None and await self._count(self._limits, repeat.principal)
+                self._check_operation(repeat.principal, repeat.role, request)
+                return replace(repeat, reason=OVER_LIMIT) if over_limit else repeat
         principal = await self._authenticate(creds)
         over_limit = False
         if self._limits is not None and principal.credential_type is not CredentialType.ANONYMOUS:
             over_limit = await self._count(self._limits, principal)
         requested = creds.requested_role
         role = choose_role(principal, self._our_names.get(requested, requested) if requested else requested)
-        if self._operations is not None:
-            if request is NOT_SENT:
-                self._operations.check_unseen(principal, role)
-            else:
-                self._operations.check(principal, role, request)
+        self._check_operation(principal, role, request)
         expires_at = principal.expires_at
         max_age = (
             self._max_age
@@ -314,6 +310,14 @@ class Decider:
         if repeats is not None:
             repeats.remember(creds, decision)
         return decision
+
+    def _check_operation(self, principal: Principal, role: str, request: object) -> None:
+        if self._operations is None:
+            return
+        if request is NOT_SENT:
+            self._operations.check_unseen(principal, role)
+        else:
+            self._operations.check(principal, role, request)
 
     def _acting(self, principal: Principal, role: str) -> Principal:
         """The principal as the session describes it: acting as another role, only that role's scopes."""

@@ -1,17 +1,18 @@
 """Webhook decisions for API keys already decided, reused while the key cache holds the same record.
 
-Hasura calls the webhook with the same few keys over and over, and most calls send no operation
-(GET mode). Deciding one from scratch runs the whole pipeline: the key's format and checksum, the
-cache, the principal, the browser-origin check, the role, the operation policy and the session
-body; about 8 µs of Python. For a key, role and origin decided before, every one of those steps
-gives the same answer as long as the key's record is the same, so a repeat costs a digest, a dict
-lookup and the key cache's own check (``KeyService.still_current``).
+Hasura calls the webhook with the same few keys over and over. Deciding a call from scratch runs
+the whole pipeline: the key's format and checksum, the cache, the principal, the browser-origin
+check, the role and the session body; about 8 µs of Python. For a key, role and origin decided
+before, each of those steps gives the same answer as long as the key's record is the same, so a
+repeat costs a digest, a dict lookup and the key cache's own check (``KeyService.still_current``).
+The two steps that depend on the call itself run on every call, repeat or not: the rate limit and
+the operation check (``Decider``).
 
 Reuse is exact. A decision ends when the cache stops holding the record it was made from, so the
 cache's TTL, a revoke or roll through this process and another replica's invalidation end it
 exactly as they end the cached record. Only decisions that depend on nothing else are kept:
-non-expiring keys (their ``Cache-Control`` never changes), no operation sent, not let through over
-a rate limit. Entries are keyed by the key's digest, so no key is held here in the clear.
+non-expiring keys (their ``Cache-Control`` never changes), and not let through over a rate limit.
+Entries are keyed by the key's digest, so no key is held here in the clear.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class RepeatDecisions:
         return decision
 
     def remember(self, creds: Credentials, decision: Decision) -> None:
-        """Keep ``decision`` (just made, with no operation sent) if nothing but its key's record decides it."""
+        """Keep ``decision`` (just made) if nothing but its key's record, the role and the origin decide it."""
         principal = decision.principal
         credential = creds.credential
         if (

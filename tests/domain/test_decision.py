@@ -24,6 +24,7 @@ from sidecar.domain.decision import (
     PresentedCredential,
 )
 from sidecar.domain.keys import KeyService, NewKey
+from sidecar.domain.operations import OperationPolicy, OperationReader
 from sidecar.domain.origins import BrowserOrigins
 from sidecar.domain.rbac import Policy
 from sidecar.domain.repeat_decisions import RepeatDecisions
@@ -329,7 +330,7 @@ async def repeats(make_settings: Callable[..., Settings], clock: FrozenClock) ->
         decider = Decider(
             [PresentedCredential(Authenticator(keys), BrowserOrigins(()))],
             clock,
-            operations=None,
+            operations=OperationPolicy(OperationReader()),
             max_cache_age_s=60,
             limits=build_rate_limits(settings, None, clock),
             repeats=RepeatDecisions(keys, max_entries=100),
@@ -400,3 +401,13 @@ async def test_an_expiring_keys_cache_age_keeps_shrinking(repeats: Repeats) -> N
     assert (await session(repeats.decider, creds(Authorization=f"Bearer {key}"))).max_age == 50
     repeats.clock.advance(20)
     assert (await session(repeats.decider, creds(Authorization=f"Bearer {key}"))).max_age == 30
+
+
+async def test_a_repeat_still_checks_the_operation_of_each_call(repeats: Repeats) -> None:
+    key = (await repeats.keys.create(NewKey(role="viewer"), grantor=None)).key  # reads only
+    presented = creds(Authorization=f"Bearer {key}")
+    await repeats.decider.decide(presented)
+    await repeats.decider.decide(presented, {"query": "query { orders { id } }"})
+    with pytest.raises(Unauthorized) as refused:
+        await repeats.decider.decide(presented, {"query": "mutation { delete_orders { affected_rows } }"})
+    assert refused.value.reason == "mutation_not_allowed"
