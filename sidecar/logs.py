@@ -81,24 +81,33 @@ class LineBuffer:
         self._stream = stream
         self._pending: list[str] = []
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
+        #: the thread that loop was running in when it scheduled its flush
+        self._scheduled_in: int | None = None
         self._lock = threading.Lock()
 
     def write(self, line: str) -> None:
         """Write ``line`` (ending in a newline) at the end of this loop turn, or now."""
-        loop = asyncio._get_running_loop()  # the C fast path (in asyncio.events.__all__); no exception when none
         with self._lock:
             self._pending.append(line)
+            # The usual case, told without asyncio._get_running_loop(): that makes a getpid() system
+            # call each time (CPython's check for a fork), which cost about as much as the line itself.
+            scheduled = self._scheduled_on
+            if scheduled is not None and self._scheduled_in == threading.get_ident() and scheduled.is_running():
+                return  # this thread's loop, mid-turn, with its flush already due
+        loop = asyncio._get_running_loop()  # the C fast path (in asyncio.events.__all__); no exception when none
+        with self._lock:
             if loop is self._scheduled_on is not None:
                 return
             if loop is None or self._scheduled_on is not None:  # no loop here, or another loop's turn
                 self._write_pending()
             if loop is not None:
                 self._scheduled_on = loop
+                self._scheduled_in = threading.get_ident()
                 loop.call_soon(self.flush)
 
     def flush(self) -> None:
         with self._lock:
-            self._scheduled_on = None
+            self._scheduled_on = self._scheduled_in = None
             self._write_pending()
 
     def _write_pending(self) -> None:

@@ -80,6 +80,41 @@ async def test_lines_of_one_loop_turn_go_out_together_after_it() -> None:
     assert out.writes == 1
 
 
+async def test_lines_of_one_loop_turn_ask_for_the_running_loop_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``asyncio._get_running_loop`` makes a getpid() system call each time: once a turn, not once a line."""
+    asked = []
+    real = asyncio._get_running_loop
+
+    def counted() -> asyncio.AbstractEventLoop | None:
+        asked.append(1)
+        return real()
+
+    monkeypatch.setattr(asyncio, "_get_running_loop", counted)
+    out = io.StringIO()
+    lines = LineBuffer(out)
+    for turn in range(3):
+        for n in range(5):
+            lines.write(f"turn {turn} line {n}\n")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    assert len(asked) == 3
+    assert out.getvalue().count("\n") == 15
+
+
+def test_a_line_after_its_loop_stopped_is_written_at_once_with_the_pending_ones() -> None:
+    out = io.StringIO()
+    lines = LineBuffer(out)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.call_soon(lambda: (lines.write("last turn\n"), loop.stop()))
+        loop.run_forever()  # stops before the turn that would have written the line
+        assert out.getvalue() == ""
+        lines.write("after the loop\n")
+        assert out.getvalue() == "last turn\nafter the loop\n"
+    finally:
+        loop.close()
+
+
 async def test_a_line_from_another_thread_comes_after_the_pending_ones() -> None:
     out = io.StringIO()
     lines = LineBuffer(out)
