@@ -115,6 +115,8 @@ from sidecar.web.fast_lane import FAST_LANE, FastLaneOptions
 from sidecar.web.limits import IN_FLIGHT, InFlight, body_deadline_middleware, concurrency_middleware
 from sidecar.web.observe import OBSERVER, RequestLogPolicy, RequestObserver, observe_middleware
 from sidecar.web.state import AUDIT, METRICS, METRICS_TOKEN, READINESS, SERVICES, VERSION, OAuthServices, Services
+from sidecar.web.tokens import TOKEN_SIGNING
+from sidecar.web.turn_batch import TurnBatch
 from sidecar.webhook_wiring import open_delivery
 
 log = logging.getLogger("sidecar")
@@ -676,6 +678,7 @@ def create_app(
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[OBSERVER] = observer
     app[IN_FLIGHT] = in_flight
+    app[TOKEN_SIGNING] = TurnBatch()
     app[FAST_LANE] = FastLaneOptions(settings.fast_lane, settings.limits.body_timeout_s)
     app[METRICS] = metrics
     token = settings.metrics.bearer_token

@@ -56,7 +56,7 @@ from sidecar.web.limits import IN_FLIGHT, InFlight
 from sidecar.web.observe import OBSERVER, REQUEST_ID_HEADER, Observation, RequestObserver, incoming_or_new_request_id
 from sidecar.web.ratelimit import CountedCall, authenticate_counted, client_ip
 from sidecar.web.state import METRICS, SERVICES
-from sidecar.web.tokens import JWKS_PATH, TOKEN_HEADERS, TOKEN_PATH, exchange, jwks_answer
+from sidecar.web.tokens import JWKS_PATH, TOKEN_HEADERS, TOKEN_PATH, TOKEN_SIGNING, exchange, jwks_answer
 
 if TYPE_CHECKING:
     from aiohttp.web_protocol import RequestHandler
@@ -142,6 +142,7 @@ def routes_for(app: web.Application) -> dict[tuple[bytes, bytes], LaneRoute]:
     services = app[SERVICES]
     metrics = app[METRICS]
     ring = services.signing_keys
+    signing = app[TOKEN_SIGNING]
 
     def webhook_get(request: LaneRequest, observation: Observation) -> Awaitable[bytes]:
         return hook.answer_get(request.headers, observation)
@@ -166,7 +167,7 @@ def routes_for(app: web.Application) -> dict[tuple[bytes, bytes], LaneRoute]:
             credential = bearer_credential(request.headers.first("authorization"))
             principal = await authenticate_counted(services, metrics, credential, client, call)
             observation.principal = principal
-            text = await exchange(services, principal)
+            text = await exchange(services, signing, principal)
         finally:
             request.extra = call.headers()
         return text.encode()

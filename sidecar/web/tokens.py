@@ -16,6 +16,7 @@ from sidecar.web.bodies import parse_body
 from sidecar.web.oauth import authorization_server_metadata
 from sidecar.web.render import iso, issued_token_text
 from sidecar.web.state import SERVICES, Services
+from sidecar.web.turn_batch import TurnBatch
 
 routes = web.RouteTableDef()
 SIGNING_KEYS_SCOPE = "system:signing_keys"
@@ -44,10 +45,16 @@ class RotateBody(BaseModel):
 TOKEN_HEADERS = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
 
-async def exchange(services: Services, principal: Principal, wanted: TokenRequest = _AS_HELD) -> str:
+#: where the exchanges of one loop turn are signed together (``TurnBatch``)
+TOKEN_SIGNING = web.AppKey("token_signing", TurnBatch)
+
+
+async def exchange(
+    services: Services, signing: TurnBatch, principal: Principal, wanted: TokenRequest = _AS_HELD
+) -> str:
     """The token answer's JSON for ``principal`` (aiohttp's route and the fast lane's)."""
     await services.keys.note_token_exchange(principal)  # first: revoking the key then revokes the token
-    return issued_token_text(services.tokens.exchange(principal, wanted))
+    return issued_token_text(await signing.run(lambda: services.tokens.exchange(principal, wanted)))
 
 
 @routes.post(TOKEN_PATH)
@@ -55,7 +62,7 @@ async def exchange_token(request: web.Request) -> web.Response:
     principal = await caller(request)
     # no body (the usual case) asks for nothing narrower: no model to validate
     wanted = (await parse_body(request, TokenBody, optional=True)).to_request() if request.can_read_body else _AS_HELD
-    text = await exchange(request.app[SERVICES], principal, wanted)
+    text = await exchange(request.app[SERVICES], request.app[TOKEN_SIGNING], principal, wanted)
     return web.Response(text=text, content_type="application/json", headers=dict(TOKEN_HEADERS))
 
 

@@ -5,6 +5,7 @@ Signatures are verified with joserfc against the JWKS fetched from the running a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Callable
@@ -313,3 +314,23 @@ async def test_one_issuer_in_tokens_discovery_and_oauth_metadata(app_for: Callab
     discovery = await (await client.get("/.well-known/openid-configuration")).json()
     oauth = await (await client.get("/.well-known/oauth-authorization-server")).json()
     assert claims["iss"] == discovery["issuer"] == oauth["issuer"] == ISSUER
+
+
+async def test_exchanges_arriving_together_each_get_their_own_valid_token(
+    app_for: Callable[..., Any], clock: FrozenClock
+) -> None:
+    """Concurrent exchanges are signed together (``TurnBatch``): still one token each, for its own key."""
+    client, admin = await app_for(jwt_settings("RS256"))
+    keys = [await new_key(client, admin, role="viewer", user_id=f"user_{n}") for n in range(6)]
+    bodies = await asyncio.gather(*(exchange(client, key) for key in keys))
+    jwks = JwksCache(client)
+    now = clock.now().timestamp()
+    await jwks.refresh(now)
+    users = [
+        check_v2(b["access_token"], jwks, now=now, algorithm="RS256", issuer=ISSUER, audience="hasura")[
+            "x-hasura-user-id"
+        ]
+        for b in bodies
+    ]
+    assert users == [f"user_{n}" for n in range(6)]
+    assert len({b["access_token"] for b in bodies}) == 6
