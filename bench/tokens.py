@@ -1,12 +1,13 @@
 """Session-JWT throughput: raw signing (the reference), token exchange over HTTP, the JWKS endpoint.
 
-    python -m bench.tokens [--seconds 5] [--connections 16] [--algorithms RS256,ES256,EdDSA,HS256]
+    python -m bench.tokens [--seconds 5] [--connections 16] [--rounds 3] [--algorithms RS256,ES256,EdDSA,HS256]
 
 ``make bench`` (``python -m bench``) runs it after the webhook benchmark; ``--only tokens`` alone.
 
 The server runs pinned to core 0 (as is the in-process signing loop); ``wrk`` runs on core 1.
 Figures from these shared machines vary 15-25 % between runs, so read the same-run ratios:
-token exchange vs raw signing of its algorithm, and the JWKS endpoint vs a bare aiohttp handler.
+token exchange vs raw signing of its algorithm (the median of rounds that each measure both, back
+to back), and the JWKS endpoint vs a bare aiohttp handler.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -172,7 +174,24 @@ def sidecar_env(algorithm: str, data_dir: Path, port: int, admin_key: str) -> di
     return env
 
 
-def exchange_and_jwks(algorithm: str, seconds: float, connections: int, with_jwks: bool) -> tuple[Load, Load | None]:
+@dataclass(frozen=True)
+class Round:
+    """One round: the raw signing rate, then the token exchange, measured back to back."""
+
+    raw: float
+    exchange: Load
+
+    @property
+    def ratio(self) -> float:
+        return self.exchange.cpu_rate / self.raw
+
+
+def exchange_rounds(
+    algorithm: str, seconds: float, connections: int, rounds: int, with_jwks: bool
+) -> tuple[list[Round], Load | None]:
+    """``rounds`` rounds of raw signing (in-process, the server idle) and token exchange (over
+    HTTP), then the JWKS endpoint. Each ratio is taken within its round: these machines' speed
+    drifts by 15-25 % over a minute, which would otherwise fall between the two figures."""
     port = free_port()
     admin_key = keyformat.mint(keyformat.prefix_for(KeyType.SECRET, "super_admin", Environment.LIVE))
     auth = {"Authorization": f"Bearer {admin_key}"}
@@ -181,9 +200,15 @@ def exchange_and_jwks(algorithm: str, seconds: float, connections: int, with_jwk
         with server([sys.executable, "-m", "sidecar", "serve", "--port", str(port)], port, env) as pid:
             base = f"http://127.0.0.1:{port}"
             wrk(base + "/v1/auth/token", 1, connections, pid=pid, headers=auth, post=True)  # warm-up
-            exchange = wrk(base + "/v1/auth/token", seconds, connections, pid=pid, headers=auth, post=True)
+            measured = [
+                Round(
+                    raw_signing_rate(algorithm, min(seconds, 3.0)),
+                    wrk(base + "/v1/auth/token", seconds, connections, pid=pid, headers=auth, post=True),
+                )
+                for _ in range(rounds)
+            ]
             jwks = wrk(base + "/.well-known/jwks.json", seconds, connections, pid=pid) if with_jwks else None
-    return exchange, jwks
+    return measured, jwks
 
 
 def bare_handler_rate(seconds: float, connections: int) -> Load:
@@ -210,28 +235,30 @@ def run_bare_server(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-def run(seconds: float, connections: int, algorithms: list[str]) -> None:
+def run(seconds: float, connections: int, algorithms: list[str], rounds: int = 3) -> None:
     """Every algorithm's raw signing rate and token exchange, then the JWKS endpoint vs a bare handler."""
     affinity = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {SERVER_CORE})
     try:
-        _run(seconds, connections, algorithms)
+        _run(seconds, connections, algorithms, rounds)
     finally:
         os.sched_setaffinity(0, affinity)
 
 
-def _run(seconds: float, connections: int, algorithms: list[str]) -> None:
+def _run(seconds: float, connections: int, algorithms: list[str], rounds: int) -> None:
     print("Rates per CPU-second of the server process (wall-clock req/s in brackets); target ratio >= 0.80")
-    print(f"{'algorithm':10} {'raw sign/s':>11} {'exchange/s':>11} {'(wall)':>8} {'ratio':>6}")
+    print(f"Medians of {rounds} rounds; each round measures raw signing and then the exchange, and its ratio")
+    print(f"{'algorithm':10} {'raw sign/s':>11} {'exchange/s':>11} {'(wall)':>8} {'ratio':>6}   ratio per round")
     jwks: Load | None = None
     for i, algorithm in enumerate(algorithms):
-        raw = raw_signing_rate(algorithm, min(seconds, 3.0))
-        exchange, measured = exchange_and_jwks(algorithm, seconds, connections, with_jwks=i == 0)
-        jwks = jwks or measured
-        ratio = exchange.cpu_rate / raw
-        print(
-            f"{algorithm:10} {raw:11.0f} {exchange.cpu_rate:11.0f} {exchange.wall_rate:8.0f} {ratio:6.2f}", flush=True
-        )
+        measured, jwks_load = exchange_rounds(algorithm, seconds, connections, rounds, with_jwks=i == 0)
+        jwks = jwks or jwks_load
+        raw = statistics.median(r.raw for r in measured)
+        cpu = statistics.median(r.exchange.cpu_rate for r in measured)
+        wall = statistics.median(r.exchange.wall_rate for r in measured)
+        ratio = statistics.median(r.ratio for r in measured)
+        each = " ".join(f"{r.ratio:.2f}" for r in measured)
+        print(f"{algorithm:10} {raw:11.0f} {cpu:11.0f} {wall:8.0f} {ratio:6.2f}   {each}", flush=True)
     bare = bare_handler_rate(seconds, connections)
     assert jwks is not None
     print(f"\n{'endpoint':24} {'req/cpu-s':>10} {'(wall)':>8} {'ratio':>6}   (target ~1.0)")
@@ -245,6 +272,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per algorithm; the median ratio is reported")
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -255,7 +283,7 @@ def main() -> None:
     unknown = sorted(set(algorithms) - set(ALGORITHMS))
     if unknown:
         parser.error(f"unknown algorithm(s) {', '.join(unknown)}; choose from {', '.join(ALGORITHMS)}")
-    run(args.seconds, args.connections, algorithms)
+    run(args.seconds, args.connections, algorithms, args.rounds)
 
 
 if __name__ == "__main__":
