@@ -5,7 +5,7 @@ Keys are parsed here once into ``cryptography`` objects; signing and verifying r
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import json
 from dataclasses import dataclass
@@ -39,15 +39,16 @@ class JwsSigner:
         self._algorithm = get_algorithm_by_name(algorithm)
         self._key = self._algorithm.prepare_key(key)
         header = COMPACT_JSON.encode({"alg": algorithm, "typ": "JWT", "kid": kid})
-        self._head = b64url(header.encode()) + "."
+        self._head = _b64url_bytes(header.encode()) + b"."
 
     def sign(self, payload: dict[str, Any]) -> str:
         return self.sign_json(COMPACT_JSON.encode(payload))
 
     def sign_json(self, payload: str) -> str:
         """A token for claims already encoded as JSON (``sidecar.domain.claims_template``)."""
-        signing_input = self._head + b64url(payload.encode())
-        return signing_input + "." + b64url(self._algorithm.sign(signing_input.encode(), self._key))
+        signing_input = self._head + _b64url_bytes(payload.encode())
+        signature = self._algorithm.sign(signing_input, self._key)
+        return (signing_input + b"." + _b64url_bytes(signature)).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,15 @@ class KeyMaterial:
 
 
 def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return _b64url_bytes(raw).decode("ascii")
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _b64url_bytes(raw: bytes) -> bytes:
+    """Unpadded base64url (RFC 7515 §2): ``base64.urlsafe_b64encode`` is these calls, one level deeper."""
+    return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 def generate(algorithm: str) -> PrivateKey:
