@@ -41,6 +41,10 @@ environment variable ``PROMETHEUS_MULTIPROC_DIR`` (an empty, writable directory,
 start), which must be set before the process starts. Settings read the same variable and pass it
 here as ``multiprocess_dir``; ``render`` then merges every process's files. ``sidecar serve`` runs
 one process, so it is needed only when a process manager forks several workers sharing one port.
+
+The request path's three families (request latency, webhook decisions, key-cache lookups) are
+``sidecar.hot_metrics``'s plain-number families in one process, prometheus-client's in
+multiprocess mode; the exposition is the same either way.
 """
 
 from __future__ import annotations
@@ -50,11 +54,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from sidecar.hot_metrics import LocalCounter, LocalHistogram
 
 #: From 0.1 ms (a cached webhook answer) to 10 s.
 LATENCY_BUCKETS: Final = (
@@ -111,6 +117,21 @@ class _Observer(Protocol):
     def observe(self, amount: float) -> None: ...
 
 
+class _Incrementer(Protocol):
+    """The part of a counter child the hot path uses."""
+
+    def inc(self) -> None: ...
+
+
+Child = TypeVar("Child", covariant=True)
+
+
+class _Labelled(Protocol[Child]):
+    """A labelled family: prometheus-client's, or ``sidecar.hot_metrics``'s."""
+
+    def labels(self, **values: str) -> Child: ...
+
+
 class Metrics:
     """Every metric family of one app, on ``self.registry``."""
 
@@ -126,14 +147,17 @@ class Metrics:
         self._multiprocess_dir = multiprocess_dir
         self._wall_clock = wall_clock
         r = self.registry
-        self._requests = Histogram(
+        # the request path's families: plain numbers in one process (sidecar.hot_metrics)
+        histogram: Callable[..., _Labelled[_Observer]] = Histogram if multiprocess_dir else LocalHistogram
+        counter: Callable[..., _Labelled[_Incrementer]] = Counter if multiprocess_dir else LocalCounter
+        self._requests = histogram(
             "sidecar_http_request_duration_seconds",
             "Time to answer an HTTP request, by route template, method and status.",
             ("route", "method", "status"),
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self._decisions = Counter(
+        self._decisions = counter(
             "sidecar_webhook_decisions",
             "Hasura webhook decisions by result (allow/deny/error), reason and credential type.",
             ("result", "reason", "credential_type"),
@@ -142,7 +166,7 @@ class Metrics:
         self._tokens = Counter(
             "sidecar_tokens_issued", "Session JWTs issued, by signing algorithm.", ("algorithm",), registry=r
         )
-        self._cache = Counter(
+        self._cache = counter(
             "sidecar_key_cache_lookups",
             "Key-cache lookups by tier (memory, redis) and result (hit, miss).",
             ("tier", "result"),
@@ -193,8 +217,8 @@ class Metrics:
         )
         build.labels(version=version, python=".".join(map(str, sys.version_info[:3]))).set(1)
         self._request_children: dict[tuple[str, str, int], _Observer] = {}
-        self._decision_children: dict[tuple[str, str, str], Counter] = {}
-        self._cache_children: dict[tuple[str, bool], Counter] = {}
+        self._decision_children: dict[tuple[str, str, str], _Incrementer] = {}
+        self._cache_children: dict[tuple[str, bool], _Incrementer] = {}
         self._token_children: dict[str, Counter] = {}
         self._key_created: dict[str, float] = {}
 
