@@ -42,7 +42,7 @@ start), which must be set before the process starts. Settings read the same vari
 here as ``multiprocess_dir``; ``render`` then merges every process's files. ``sidecar serve`` runs
 one process, so it is needed only when a process manager forks several workers sharing one port.
 
-The request path's three families (request latency, webhook decisions, key-cache lookups) are
+The request path's four families (request latency, webhook decisions, key-cache lookups, tokens) are
 ``sidecar.hot_metrics``'s plain-number families in one process, prometheus-client's in
 multiprocess mode; the exposition is the same either way.
 """
@@ -163,7 +163,7 @@ class Metrics:
             ("result", "reason", "credential_type"),
             registry=r,
         )
-        self._tokens = Counter(
+        self._tokens = counter(
             "sidecar_tokens_issued", "Session JWTs issued, by signing algorithm.", ("algorithm",), registry=r
         )
         self._cache = counter(
@@ -219,7 +219,7 @@ class Metrics:
         self._request_children: dict[tuple[str, str, int], _Observer] = {}
         self._decision_children: dict[tuple[str, str, str], _Incrementer] = {}
         self._cache_children: dict[tuple[str, bool], _Incrementer] = {}
-        self._token_children: dict[str, Counter] = {}
+        self._token_children: dict[str, _Incrementer] = {}
         self._key_created: dict[str, float] = {}
 
     # --- the hot path -------------------------------------------------------------------------
