@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
+from typing import Generic, TypeVar
 
 import prometheus_client.metrics
 from prometheus_client import CollectorRegistry
@@ -58,52 +59,59 @@ class HistogramCell:
         self.sum += amount
 
 
-class _Family(Collector):
+Cell = TypeVar("Cell", CounterCell, HistogramCell)
+
+
+class _Family(Collector, Generic[Cell]):
     _type = ""
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
         self._name = name
         self._documentation = documentation
         self._labelnames = tuple(labelnames)
+        self._cells: dict[tuple[str, ...], Cell] = {}
         registry.register(self)
 
     def describe(self) -> Iterator[Metric]:
         yield Metric(self._name, self._documentation, self._type)
 
-    def _labels(self, values: dict[str, str]) -> tuple[str, ...]:
+    def labels(self, **values: str) -> Cell:
+        """The cell of these label values (all of the family's labels, by name), made at first use."""
         if set(values) != set(self._labelnames):
             raise ValueError(f"{self._name} takes the labels {', '.join(self._labelnames)}")
-        return tuple(values[name] for name in self._labelnames)
+        key = tuple(values[name] for name in self._labelnames)
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._cells[key] = self._new_cell()
+        return cell
+
+    def _new_cell(self) -> Cell:
+        raise NotImplementedError
+
+    def _labelled(self) -> Iterator[tuple[dict[str, str], Cell]]:
+        for key, cell in list(self._cells.items()):
+            yield dict(zip(self._labelnames, key, strict=True)), cell
 
 
-class LocalCounter(_Family):
+class LocalCounter(_Family[CounterCell]):
     """A labelled counter family: ``<name>_total`` and ``<name>_created`` per label set."""
 
     _type = "counter"
 
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
-        super().__init__(name, documentation, labelnames, registry)
-        self._cells: dict[tuple[str, ...], CounterCell] = {}
-
-    def labels(self, **values: str) -> CounterCell:
-        key = self._labels(values)
-        cell = self._cells.get(key)
-        if cell is None:
-            cell = self._cells[key] = CounterCell()
-        return cell
+    def _new_cell(self) -> CounterCell:
+        return CounterCell()
 
     def collect(self) -> Iterator[Metric]:
         metric = Metric(self._name, self._documentation, self._type)
         created = _created_wanted()
-        for key, cell in list(self._cells.items()):
-            labels = dict(zip(self._labelnames, key, strict=True))
+        for labels, cell in self._labelled():
             metric.add_sample(self._name + "_total", labels, cell.value)
             if created:
                 metric.add_sample(self._name + "_created", labels, cell.created)
         yield metric
 
 
-class LocalHistogram(_Family):
+class LocalHistogram(_Family[HistogramCell]):
     """A labelled histogram family: ``_bucket`` (cumulative, ``le``), ``_count``, ``_sum``, ``_created``."""
 
     _type = "histogram"
@@ -123,20 +131,14 @@ class LocalHistogram(_Family):
             raise ValueError("buckets must be given in increasing order")
         self._bounds = bounds if bounds[-1] == INF else (*bounds, INF)
         self._les = tuple(floatToGoString(b) for b in self._bounds)  # type: ignore[no-untyped-call]
-        self._cells: dict[tuple[str, ...], HistogramCell] = {}
 
-    def labels(self, **values: str) -> HistogramCell:
-        key = self._labels(values)
-        cell = self._cells.get(key)
-        if cell is None:
-            cell = self._cells[key] = HistogramCell(self._bounds)
-        return cell
+    def _new_cell(self) -> HistogramCell:
+        return HistogramCell(self._bounds)
 
     def collect(self) -> Iterator[Metric]:
         metric = Metric(self._name, self._documentation, self._type)
         created = _created_wanted()
-        for key, cell in list(self._cells.items()):
-            labels = dict(zip(self._labelnames, key, strict=True))
+        for labels, cell in self._labelled():
             total = 0.0
             for le, count in zip(self._les, list(cell.counts), strict=True):
                 total += count
