@@ -42,7 +42,7 @@ class TurnBatch:
     def _run_all(self) -> None:
         jobs, self._jobs = self._jobs, []
         for job, done in jobs:
-            if done.cancelled():  # its request is gone (the client hung up): no work for nobody
+            if done.cancelled():  # its request is gone (the client hung up): nobody waits for it
                 continue
             try:
                 done.set_result(job())
