@@ -60,3 +60,18 @@ async def test_a_lone_job_runs_in_the_next_turn_and_later_turns_run_theirs() -> 
     batch = TurnBatch()
     for n in range(3):
         assert await asyncio.wait_for(batch.run(lambda n=n: n), timeout=1) == n  # type: ignore[misc]
+
+
+async def test_a_long_batch_lets_the_loop_run_other_callbacks_between_slices() -> None:
+    """A webhook call that arrives during a batch of signatures waits for one slice, not all."""
+    batch = TurnBatch(slice_s=0)  # every job overruns the slice: one job a slice
+    order: list[str] = []
+    loop = asyncio.get_running_loop()
+
+    def job(n: int) -> None:
+        if n == 0:
+            loop.call_soon(order.append, "other")  # something that became ready meanwhile
+        order.append(f"job {n}")
+
+    await asyncio.gather(*(batch.run(lambda n=n: job(n)) for n in range(3)))  # type: ignore[misc]
+    assert order == ["job 0", "other", "job 1", "job 2"]
