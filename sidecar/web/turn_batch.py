@@ -2,12 +2,13 @@
 
 A token exchange signs once per request (RSA-2048: about 250 µs). Signed inside each request's
 own handler, every answer went out on its own, between one signature and the next: one wake-up
-of the client's side per answer, and the interpreter's caches and OpenSSL's evicting each other
-in turn. Queued here, the exchanges that arrived in one turn are signed one after another and
-their answers written together in the turn after. Under load (wrk, 16 connections, the server
-on one core) that took RS256 exchanges per server CPU-second from about 2,650 to 2,950 and
-HS256 from about 13,500 to 18,500, most of it in system time (about 25 → 13 µs a request). A
-lone request waits for nothing: its job runs in the turn after its own.
+of the client's side per answer (and, likely, the interpreter's and OpenSSL's working sets
+evicting each other from the caches in turn). Queued here, the exchanges that arrived in one
+turn are signed one after another and their answers written together in the turn after. Under
+load (wrk, 16 connections, the server on one core) that took RS256 exchanges per server
+CPU-second from about 2,650 to 2,950 and HS256 from about 13,500 to 18,500, most of it in system
+time (about 25 → 13 µs a request). A lone request waits for nothing: its job runs in the turn
+after its own.
 
 A batch runs in slices of about 1 ms, so that a webhook call arriving behind sixteen RS256
 exchanges waits for a slice, not for all sixteen signatures: with wrk saturating the exchange,
