@@ -65,6 +65,3 @@ class RepeatDecisions:
             return
         key = (keyformat.digest(credential), creds.requested_role, creds.origin)
         remember(self._entries, key, decision, bound=self._max)
-
-    def __len__(self) -> int:
-        return len(self._entries)

@@ -1,7 +1,7 @@
 """Request id, the request-latency metric and the one log line per request.
 
 ``RequestObserver`` finishes every request, whichever path served it: the outermost middleware
-here for aiohttp's routes, ``sidecar.web.fast_lane`` for the Hasura webhook's. Per request it
+here for aiohttp's routes, ``sidecar.web.fast_lane`` for the routes it answers. Per request it
 does only: two ``perf_counter`` calls, one header lookup, one dict lookup for the cached
 histogram child, and the log line only when logging is on for that request
 (``RequestLogPolicy``). Handlers and the error middleware add the decision reason and the
