@@ -112,10 +112,16 @@ from sidecar.web import (
 )
 from sidecar.web.errors import error_middleware
 from sidecar.web.fast_lane import FAST_LANE, FastLaneOptions
-from sidecar.web.limits import IN_FLIGHT, InFlight, body_deadline_middleware, concurrency_middleware
+from sidecar.web.limits import (
+    IN_FLIGHT,
+    UNBOUNDED_PATHS,
+    InFlight,
+    body_deadline_middleware,
+    concurrency_middleware,
+)
 from sidecar.web.observe import OBSERVER, RequestLogPolicy, RequestObserver, observe_middleware
 from sidecar.web.state import AUDIT, METRICS, METRICS_TOKEN, READINESS, SERVICES, VERSION, OAuthServices, Services
-from sidecar.web.tokens import TOKEN_SIGNING
+from sidecar.web.tokens import TOKEN_PATH, TOKEN_SIGNING
 from sidecar.web.turn_batch import TurnBatch
 from sidecar.webhook_wiring import open_delivery
 
@@ -667,7 +673,10 @@ def create_app(
                     log.warning("could not record last_used_at at shutdown: %s", exc.reason)
 
     exposed = metrics if settings.metrics.enabled else None
-    observer = RequestObserver(exposed, request_log_policy(settings), access_log)
+    # the exchanges sign in long slices unless requests of other routes (bar health checks and
+    # scrapes, which can wait a few milliseconds) are being answered too
+    signing = TurnBatch(own_routes=frozenset({TOKEN_PATH, *UNBOUNDED_PATHS}))
+    observer = RequestObserver(exposed, request_log_policy(settings), access_log, on_answer=signing.answered)
     in_flight = requests_in_flight(settings, exposed)
     middlewares = [
         observe_middleware(observer, on_forbidden=audit.record_denial),
@@ -678,7 +687,7 @@ def create_app(
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[OBSERVER] = observer
     app[IN_FLIGHT] = in_flight
-    app[TOKEN_SIGNING] = TurnBatch()
+    app[TOKEN_SIGNING] = signing
     app[FAST_LANE] = FastLaneOptions(settings.fast_lane, settings.limits.body_timeout_s)
     app[METRICS] = metrics
     token = settings.metrics.bearer_token

@@ -46,9 +46,21 @@ class JwsSigner:
 
     def sign_json(self, payload: str) -> str:
         """A token for claims already encoded as JSON (``sidecar.domain.claims_template``)."""
-        signing_input = self._head + _b64url_bytes(payload.encode())
-        signature = self._algorithm.sign(signing_input, self._key)
-        return (signing_input + b"." + _b64url_bytes(signature)).decode("ascii")
+        signing_input = self.signing_input(payload)
+        return compact_jws(signing_input, self.signature(signing_input))
+
+    def signing_input(self, payload: str) -> bytes:
+        """``base64url(header) . base64url(payload)``: what the signature covers."""
+        return self._head + _b64url_bytes(payload.encode())
+
+    def signature(self, signing_input: bytes) -> bytes:
+        """The signature alone (``sign_json`` is ``signing_input``, this, then ``compact_jws``)."""
+        return self._algorithm.sign(signing_input, self._key)
+
+
+def compact_jws(signing_input: bytes, signature: bytes) -> str:
+    """The compact serialization (RFC 7515 §7.1) of a signing input and its signature."""
+    return (signing_input + b"." + _b64url_bytes(signature)).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from sidecar.domain import scopes as scope_rules
 from sidecar.domain.claims_template import ClaimsTemplate
 from sidecar.domain.hasura_claims import SessionClaims
 from sidecar.domain.jose_json import DuplicateMember, decode_segment, has_duplicate_members
-from sidecar.domain.jwk import COMPACT_JSON, b64url
+from sidecar.domain.jwk import COMPACT_JSON, KeyMaterial, b64url, compact_jws
 from sidecar.domain.rbac import Policy
 from sidecar.domain.signing_keys import KeyRing, RingView
 from sidecar.domain.verified_tokens import VerifiedToken, VerifiedTokens
@@ -64,11 +64,41 @@ class IssuedToken:
     token: str
     token_id: str
     expires_in: int
-    expires_at: datetime
+    #: the token's ``exp``: seconds since the epoch
+    exp: int
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime.fromtimestamp(self.exp, UTC)
 
 
 #: Told the algorithm of each token signed (session tokens and OAuth access tokens alike).
 IssuedHook = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class UnsignedToken:
+    """A session token but its signature, so that a batch can sign many back to back
+    (``sidecar.web.turn_batch``): ``signed()`` is ``with_signature(signature())``."""
+
+    signing_input: bytes
+    token_id: str
+    expires_in: int
+    exp: int
+    signer: KeyMaterial
+    on_issued: IssuedHook | None
+
+    def signature(self) -> bytes:
+        return self.signer.jws.signature(self.signing_input)
+
+    def with_signature(self, signature: bytes) -> IssuedToken:
+        if self.on_issued is not None:
+            self.on_issued(self.signer.algorithm)
+        token = compact_jws(self.signing_input, signature)
+        return IssuedToken(token, self.token_id, self.expires_in, self.exp)
+
+    def signed(self) -> IssuedToken:
+        return self.with_signature(self.signature())
 
 
 class TokenService:
@@ -102,6 +132,10 @@ class TokenService:
 
         It never outlives the credential it was exchanged for (a provider token's ``exp`` included).
         """
+        return self.prepare_exchange(principal, request).signed()
+
+    def prepare_exchange(self, principal: Principal, request: TokenRequest) -> UnsignedToken:
+        """``exchange``'s token but its signature: every check made, the claims encoded."""
         if principal.credential_type not in (CredentialType.API_KEY, CredentialType.EXTERNAL_JWT):
             raise Forbidden(
                 "a session token cannot be exchanged for another token; present an API key or a token of a "
@@ -118,8 +152,9 @@ class TokenService:
             raise TokenExpired("the credential has expired", reason="credential_expired")
         token_id = new_token_id()
         claims = self._template(principal, role, allowed, granted)
-        token = self._sign_json(claims.render(iat=now - self._config.iat_backdate_s, exp=exp, jti=token_id))
-        return IssuedToken(token, token_id, exp - now, datetime.fromtimestamp(exp, UTC))
+        signer = self._ring.view().signer
+        payload = claims.render(iat=now - self._config.iat_backdate_s, exp=exp, jti=token_id)
+        return UnsignedToken(signer.jws.signing_input(payload), token_id, exp - now, exp, signer, self._on_issued)
 
     def _template(
         self, principal: Principal, role: str, allowed: tuple[str, ...], granted: tuple[str, ...]
@@ -148,7 +183,7 @@ class TokenService:
         )
         payload["client_id"] = client_id
         token = self._sign(payload)
-        return IssuedToken(token, token_id, exp - now, datetime.fromtimestamp(exp, UTC))
+        return IssuedToken(token, token_id, exp - now, exp)
 
     def _sign(self, payload: dict[str, Any]) -> str:
         return self._sign_json(COMPACT_JSON.encode(payload))

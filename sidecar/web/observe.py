@@ -116,17 +116,28 @@ class RequestObserver:
     requests here, so a request is counted and logged the same way whichever served it.
     """
 
-    __slots__ = ("_lines", "_log_on", "_metrics", "_policy")
+    __slots__ = ("_lines", "_log_on", "_metrics", "_on_answer", "_policy")
 
-    def __init__(self, metrics: Metrics | None, policy: RequestLogPolicy, access_log: AccessLog | None = None) -> None:
+    def __init__(
+        self,
+        metrics: Metrics | None,
+        policy: RequestLogPolicy,
+        access_log: AccessLog | None = None,
+        *,
+        on_answer: Callable[[str], None] | None = None,
+    ) -> None:
         """``metrics`` is ``None`` when metrics are off; ``access_log`` takes the lines (default:
-        ``logging`` records of ``sidecar.access``)."""
+        ``logging`` records of ``sidecar.access``); ``on_answer`` is told the route of every
+        request answered (``TurnBatch.answered``)."""
         self._metrics = metrics
         self._policy = policy
         self._lines = access_log or RecordAccessLog()
         self._log_on = policy.mode != "off"
+        self._on_answer = on_answer
 
     def finish(self, observation: Observation, method: str, route: str, status: int, elapsed: float) -> None:
+        if self._on_answer is not None:
+            self._on_answer(route)
         if self._metrics is not None:
             self._metrics.observe_request(route, method, status, elapsed)
         if self._log_on and self._lines.enabled and self._policy.wants(route, status):

@@ -54,7 +54,8 @@ async def exchange(
 ) -> str:
     """The token answer's JSON for ``principal`` (aiohttp's route and the fast lane's)."""
     await services.keys.note_token_exchange(principal)  # first: revoking the key then revokes the token
-    return issued_token_text(await signing.run(lambda: services.tokens.exchange(principal, wanted)))
+    unsigned = services.tokens.prepare_exchange(principal, wanted)
+    return issued_token_text(unsigned.with_signature(await signing.run(unsigned.signature)))
 
 
 @routes.post(TOKEN_PATH)

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 from aiohttp.web_protocol import RequestHandler
 
 from sidecar.web.fast_lane import FastLaneProtocol
+from sidecar.web.tokens import TOKEN_SIGNING
 from tests.conftest import Bootstrap
 from tests.web.conftest import Raw
 
@@ -340,3 +341,19 @@ async def test_a_line_that_never_ends_is_refused_before_it_is_buffered(
     got, _, body = await raw.response()
     assert got == status
     assert json.loads(body)["error"] == "INVALID_REQUEST"
+
+
+async def test_on_either_path_a_webhook_call_shortens_the_signing_slices_and_health_checks_do_not(
+    lanes: tuple[TestServer, TestServer], connect: Any, bootstrap: Bootstrap
+) -> None:
+    """Exchanges sign in long runs until a request of another route is answered beside them."""
+    for server in lanes:
+        signing = server.app[TOKEN_SIGNING]
+        raw = await connect(server)
+        for request in (token_post(bootstrap.key), b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"):
+            status, _, _ = await exchange(raw, request)
+            assert status == 200
+        assert not signing.shared
+        status, _, _ = await exchange(raw, webhook_get(bootstrap.key))
+        assert status == 200
+        assert signing.shared
