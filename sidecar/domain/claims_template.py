@@ -5,6 +5,11 @@ API key with one request; everything else (the subject, roles, scopes, Hasura cl
 once into the template's fixed pieces. ``render`` joins the pieces and the three values: the same
 members, in the same order, encoded by the same encoder, so the bytes are exactly
 ``json.dumps(payload, separators=(",", ":"))`` (what ``JwsSigner.sign`` signs).
+
+``encoded`` gives that JSON in base64url, the form a token carries, encoding only the part around
+the three values: base64 turns every 3 bytes into 4 characters on their own, so the fixed text
+before and after, cut at multiples of 3 bytes, is encoded once per layout (the lengths of the
+three values: ten-digit times and ``tok_`` ids keep one for centuries).
 """
 
 from __future__ import annotations
@@ -12,13 +17,30 @@ from __future__ import annotations
 from typing import Any
 
 from sidecar.domain.jwk import COMPACT_JSON as ENCODER
+from sidecar.domain.jwk import b64url_bytes
 
 #: the members that vary from token to token, in the order the payload holds them
 VARIABLE = ("iat", "exp", "jti")
 
 
+class _Layout:
+    """Where the varying text begins and ends within 3-byte groups, for one length of each value."""
+
+    __slots__ = ("after", "before", "lengths", "prefix", "suffix")
+
+    def __init__(self, head: str, tail: str, lengths: tuple[int, int, int], fixed_between: int) -> None:
+        self.lengths = lengths
+        cut = len(head) - len(head) % 3
+        self.prefix = b64url_bytes(head[:cut].encode("ascii"))
+        self.before = head[cut:]  # 0-2 characters encoded with the values
+        varying = len(self.before) + sum(lengths) + fixed_between
+        take = -varying % 3
+        self.after = tail[:take]  # 0-2 characters that complete the last group
+        self.suffix = b64url_bytes(tail[take:].encode("ascii"))
+
+
 class ClaimsTemplate:
-    __slots__ = ("_after_exp", "_after_iat", "_head", "_tail")
+    __slots__ = ("_after_exp", "_after_iat", "_head", "_layout", "_tail")
 
     def __init__(self, payload: dict[str, Any]) -> None:
         """``payload``: a token's claims; the values of ``iat``, ``exp`` and ``jti`` are ignored."""
@@ -36,6 +58,7 @@ class ClaimsTemplate:
             raise ValueError(f"the payload must hold {', '.join(VARIABLE)} in that order, not {order}")
         self._head, self._after_iat, self._after_exp = pieces
         self._tail = text + "}"
+        self._layout: _Layout | None = None
 
     def render(self, *, iat: int, exp: int, jti: str) -> str:
         """The payload's JSON with these values (``int.__repr__``: how ``json`` writes an integer)."""
@@ -48,3 +71,15 @@ class ClaimsTemplate:
             + ENCODER.encode(jti)
             + self._tail
         )
+
+    def encoded(self, *, iat: int, exp: int, jti: str) -> bytes:
+        """``render``'s JSON in unpadded base64url (the payload segment of a token)."""
+        iat_text, exp_text, jti_text = int.__repr__(iat), int.__repr__(exp), ENCODER.encode(jti)
+        lengths = (len(iat_text), len(exp_text), len(jti_text))
+        layout = self._layout
+        if layout is None or layout.lengths != lengths:
+            # the JSON encoder writes ASCII only (``ensure_ascii``), so characters are bytes
+            between = len(self._after_iat) + len(self._after_exp)
+            layout = self._layout = _Layout(self._head, self._tail, lengths, between)
+        varying = layout.before + iat_text + self._after_iat + exp_text + self._after_exp + jti_text + layout.after
+        return layout.prefix + b64url_bytes(varying.encode("ascii")) + layout.suffix

@@ -39,7 +39,7 @@ class JwsSigner:
         self._algorithm = get_algorithm_by_name(algorithm)
         self._key = self._algorithm.prepare_key(key)
         header = COMPACT_JSON.encode({"alg": algorithm, "typ": "JWT", "kid": kid})
-        self._head = _b64url_bytes(header.encode()) + b"."
+        self._head = b64url_bytes(header.encode()) + b"."
 
     def sign(self, payload: dict[str, Any]) -> str:
         return self.sign_json(COMPACT_JSON.encode(payload))
@@ -51,7 +51,11 @@ class JwsSigner:
 
     def signing_input(self, payload: str) -> bytes:
         """``base64url(header) . base64url(payload)``: what the signature covers."""
-        return self._head + _b64url_bytes(payload.encode())
+        return self._head + b64url_bytes(payload.encode())
+
+    def signing_input_of(self, encoded_payload: bytes) -> bytes:
+        """``signing_input`` for a payload already in base64url (``ClaimsTemplate.encoded``)."""
+        return self._head + encoded_payload
 
     def signature(self, signing_input: bytes) -> bytes:
         """The signature alone (``sign_json`` is ``signing_input``, this, then ``compact_jws``)."""
@@ -60,7 +64,7 @@ class JwsSigner:
 
 def compact_jws(signing_input: bytes, signature: bytes) -> str:
     """The compact serialization (RFC 7515 §7.1) of a signing input and its signature."""
-    return (signing_input + b"." + _b64url_bytes(signature)).decode("ascii")
+    return (signing_input + b"." + b64url_bytes(signature)).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +81,13 @@ class KeyMaterial:
 
 
 def b64url(raw: bytes) -> str:
-    return _b64url_bytes(raw).decode("ascii")
+    return b64url_bytes(raw).decode("ascii")
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
-def _b64url_bytes(raw: bytes) -> bytes:
+def b64url_bytes(raw: bytes) -> bytes:
     """Unpadded base64url (RFC 7515 §2): ``base64.urlsafe_b64encode`` is these calls, one level deeper."""
     return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=")
 

@@ -153,8 +153,8 @@ class TokenService:
         token_id = new_token_id()
         claims = self._template(principal, role, allowed, granted)
         signer = self._ring.view().signer
-        payload = claims.render(iat=now - self._config.iat_backdate_s, exp=exp, jti=token_id)
-        return UnsignedToken(signer.jws.signing_input(payload), token_id, exp - now, exp, signer, self._on_issued)
+        payload = claims.encoded(iat=now - self._config.iat_backdate_s, exp=exp, jti=token_id)
+        return UnsignedToken(signer.jws.signing_input_of(payload), token_id, exp - now, exp, signer, self._on_issued)
 
     def _template(
         self, principal: Principal, role: str, allowed: tuple[str, ...], granted: tuple[str, ...]

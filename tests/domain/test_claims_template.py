@@ -51,6 +51,31 @@ def test_render_gives_the_bytes_json_dumps_gives(payload: dict[str, Any]) -> Non
         assert template.render(iat=iat, exp=exp, jti=jti) == compact({**payload, "iat": iat, "exp": exp, "jti": jti})
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"iat": 0, "exp": 0, "jti": ""},
+        {"a": "", "iat": 0, "exp": 0, "jti": ""},
+        {"ab": "", "iat": 0, "exp": 0, "jti": "", "z": 1},
+        {"abc": "é", "iat": 0, "exp": 0, "jti": "", "zz": [1, 2], NAMESPACE: {"x-hasura-default-role": "admin"}},
+    ],
+)
+def test_encoded_is_the_base64url_of_render_whatever_the_lengths(payload: dict[str, Any]) -> None:
+    """Head and tail of every length modulo 3, and values whose lengths change between calls."""
+    template = ClaimsTemplate(payload)
+    values = [
+        (1_767_225_595, 1_767_229_200, "tok_abcdefghijklmnopqrstuvwx"),
+        (1_767_225_596, 1_767_229_201, "tok_ABCDEFGHIJKLMNOPQRSTUVWX"),  # the same layout again
+        (5, 12_345_678_901, "t"),
+        (0, -1, 'odd "jti" é'),
+        (1_767_225_597, 1_767_229_202, "tok_abcdefghijklmnopqrstuvwx"),  # back to the first
+    ]
+    for extra in ("", "a", "ab", "abc"):  # every alignment of the values within 3-byte groups
+        for iat, exp, jti in values:
+            expected = jwk.b64url(template.render(iat=iat, exp=exp, jti=extra + jti).encode()).encode()
+            assert template.encoded(iat=iat, exp=exp, jti=extra + jti) == expected
+
+
 def test_the_varying_claims_must_be_there_in_their_order() -> None:
     for payload in ({"iat": 0, "exp": 0}, {"exp": 0, "iat": 0, "jti": ""}, {"jti": "", "iat": 0, "exp": 0}):
         with pytest.raises(ValueError, match="iat, exp, jti"):
