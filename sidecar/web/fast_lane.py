@@ -31,6 +31,13 @@ in flight from its headers on and must finish its body within ``SIDECAR_LIMITS__
 (else 408, and the connection closes); ``Connection: close`` closes after the answer; at
 shutdown, answers in progress finish (up to the shutdown timeout). ``SIDECAR_FAST_LANE=false``
 serves everything through aiohttp.
+
+The answers of one loop turn are written together, at the start of the next (``Lane.send_soon``),
+not each as its handler ends: a client woken by the first finds the rest already there, instead
+of going back to sleep between them (each wake-up of a sleeping client, here another core of a
+virtual machine, costs the writer's system time). For RS256 token exchanges, whose answers come
+out of a batch of signatures together, that took the server's system time from 17.0 to 15.0 µs
+a request (wrk, 16 connections, medians of ten alternating rounds).
 """
 
 from __future__ import annotations
@@ -227,6 +234,19 @@ class Lane:
         #: the most a request line and its header fields can take within the bounds above
         self.max_head_bytes = max_line_size + max_headers * (2 * max_field_size + 4)
         self._date = HttpDate()
+        #: the connections with answers to write once this loop turn's callbacks have run
+        self._unsent: list[FastLaneProtocol] = []
+
+    def send_soon(self, connection: FastLaneProtocol, loop: asyncio.AbstractEventLoop) -> None:
+        """Have ``connection.flush()`` called with the others' at the start of the next loop turn."""
+        if not self._unsent:
+            loop.call_soon(self._send_all)
+        self._unsent.append(connection)
+
+    def _send_all(self) -> None:
+        connections, self._unsent = self._unsent, []
+        for connection in connections:
+            connection.flush()
 
     async def serve(self, request: LaneRequest) -> bytes:
         """The whole response to ``request``, counted and logged."""
@@ -335,6 +355,7 @@ class FastLaneProtocol(asyncio.Protocol):
         self._closing = False  # no more requests: close once the queue is answered
         self._write_paused = False
         self._read_paused = False
+        self._unsent: list[bytes] | None = None  # answers the lane writes soon (``Lane.send_soon``)
         self._last_active = loop.time()
         self._timer: asyncio.TimerHandle | None = None
         # the request being parsed
@@ -421,6 +442,7 @@ class FastLaneProtocol(asyncio.Protocol):
         """Stop taking requests; close once the answers in progress are written."""
         self._closing = True
         if not self._busy and self._transport is not None:
+            self.flush()
             self._transport.close()
 
     async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 - web.Server's interface
@@ -431,6 +453,7 @@ class FastLaneProtocol(asyncio.Protocol):
         if worker is not None:
             worker.cancel()
         if self._transport is not None:
+            self.flush()
             self._transport.close()
 
     # --- httptools' callbacks, as it parses (any exception hands the connection over)
@@ -553,8 +576,9 @@ class FastLaneProtocol(asyncio.Protocol):
                     transport = self._transport
                     if transport is None or transport.is_closing():
                         return
-                    transport.write(response)
+                    self._send(response)
                     if not request.keep_alive:
+                        self.flush()
                         transport.close()
                         return
                 self._busy = False
@@ -565,6 +589,7 @@ class FastLaneProtocol(asyncio.Protocol):
                     self._hand_over()
                     return
                 if self._closing:
+                    self.flush()
                     self._transport.close()
                     return
                 self._update_reading()
@@ -577,8 +602,29 @@ class FastLaneProtocol(asyncio.Protocol):
             self._busy = False
             self._worker = None
 
+    def _send(self, response: bytes) -> None:
+        """Write ``response`` together with the other answers of this loop turn."""
+        unsent = self._unsent
+        if unsent is None:
+            self._unsent = [response]
+            self._lane.send_soon(self, self._loop)
+        else:
+            unsent.append(response)
+
+    def flush(self) -> None:
+        """Write the answers ``_send`` holds, now: at the turn's end, and before the connection
+        closes or goes to aiohttp (whose answers come after the lane's)."""
+        unsent = self._unsent
+        if unsent is None:
+            return
+        self._unsent = None
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(unsent[0] if len(unsent) == 1 else b"".join(unsent))
+
     def _hand_over(self) -> None:
         """From here on the connection is aiohttp's, beginning with the bytes not yet answered."""
+        self.flush()
         transport, data = self._transport, self._handover
         assert transport is not None
         assert data is not None
@@ -635,6 +681,7 @@ class FastLaneProtocol(asyncio.Protocol):
                 assert route is not None  # a body is awaited only once its route is known
                 self._closing = True
                 self._release_partial()
+                self.flush()
                 transport.write(self._lane.timed_out(route, self._headers))
                 transport.close()
                 return
@@ -642,6 +689,7 @@ class FastLaneProtocol(asyncio.Protocol):
             deadline = self._last_active + self._lane.keepalive_timeout
             if now >= deadline:
                 self._closing = True
+                self.flush()
                 transport.close()
                 return
         self._arm(deadline)

@@ -357,3 +357,37 @@ async def test_on_either_path_a_webhook_call_shortens_the_signing_slices_and_hea
         status, _, _ = await exchange(raw, webhook_get(bootstrap.key))
         assert status == 200
         assert signing.shared
+
+
+class CountedWrites:
+    """A transport that counts the writes it passes on."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+async def test_the_answers_of_one_loop_turn_go_out_in_one_write(
+    serve: Any, connect: Any, bootstrap: Bootstrap
+) -> None:
+    """Pipelined requests answered in one turn reach the client together, in order."""
+    server = await serve()
+    raw = await connect(server)
+    assert (await exchange(raw, webhook_get(bootstrap.key)))[0] == 200  # the key is cached from here on
+    assert server.runner is not None
+    assert server.runner.server is not None
+    (connection,) = server.runner.server.connections
+    assert isinstance(connection, FastLaneProtocol)
+    counted = connection._transport = CountedWrites(connection._transport)  # type: ignore[assignment]
+    roles = (b"viewer", b"operator", b"anonymous")
+    await raw.send(b"".join(webhook_get(bootstrap.key, extra=b"X-Hasura-Role: %s\r\n" % role) for role in roles))
+    answers = [json.loads((await raw.response())[2]) for _ in roles]
+    assert [answer["X-Hasura-Role"] for answer in answers] == [role.decode() for role in roles]
+    assert len(counted.writes) == 1
