@@ -317,7 +317,7 @@ def main() -> None:
         webhook(args)
     if args.only != "webhook":
         print("\nsession JWTs (python -m bench.tokens):", flush=True)
-        tokens.run(args.duration, args.connections, list(tokens.ALGORITHMS))
+        tokens.run(args.duration, args.connections, list(tokens.ALGORITHMS), args.rounds)
 
 
 def webhook(args: argparse.Namespace) -> None:

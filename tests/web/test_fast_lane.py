@@ -359,35 +359,67 @@ async def test_on_either_path_a_webhook_call_shortens_the_signing_slices_and_hea
         assert signing.shared
 
 
-class CountedWrites:
-    """A transport that counts the writes it passes on."""
+class Recorded:
+    """A transport, or the lane's observer, that notes each write (each answer) in ``events``."""
 
-    def __init__(self, transport: Any) -> None:
-        self._transport = transport
-        self.writes: list[bytes] = []
+    def __init__(self, wrapped: Any, events: list[str]) -> None:
+        self._wrapped = wrapped
+        self._events = events
 
     def write(self, data: bytes) -> None:
-        self.writes.append(data)
-        self._transport.write(data)
+        self._events.append("write")
+        self._wrapped.write(data)
+
+    def finish(self, *args: Any) -> None:
+        self._events.append("answer")
+        self._wrapped.finish(*args)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+        return getattr(self._wrapped, name)
 
 
-async def test_the_answers_of_one_loop_turn_go_out_in_one_write(
+async def recorded_connections(
+    server: TestServer, connect: Any, warm_up: bytes, count: int
+) -> tuple[list[Raw], list[str]]:
+    """``count`` lane connections, each past one ``warm_up`` request (the key is cached), whose
+    writes and answers are noted from then on, in order, in the list returned."""
+    raws = [await connect(server) for _ in range(count)]
+    for raw in raws:
+        assert (await exchange(raw, warm_up))[0] == 200
+    assert server.runner is not None
+    lane_server = server.runner.server
+    assert lane_server is not None
+    events: list[str] = []
+    lane = lane_server.lane  # type: ignore[attr-defined]
+    lane.observer = Recorded(lane.observer, events)
+    for connection in lane_server.connections:
+        assert isinstance(connection, FastLaneProtocol)
+        connection._transport = Recorded(connection._transport, events)  # type: ignore[assignment]
+    return raws, events
+
+
+async def test_token_answers_of_one_batch_of_signatures_are_written_together_after_it(
     serve: Any, connect: Any, bootstrap: Bootstrap
 ) -> None:
-    """Pipelined requests answered in one turn reach the client together, in order."""
+    """A client woken by the first answer finds the others there: none is written while the
+    batch's other answers are still being made."""
     server = await serve()
-    raw = await connect(server)
-    assert (await exchange(raw, webhook_get(bootstrap.key)))[0] == 200  # the key is cached from here on
-    assert server.runner is not None
-    assert server.runner.server is not None
-    (connection,) = server.runner.server.connections
-    assert isinstance(connection, FastLaneProtocol)
-    counted = connection._transport = CountedWrites(connection._transport)  # type: ignore[assignment]
+    raws, events = await recorded_connections(server, connect, token_post(bootstrap.key), 3)
+    for raw in raws:
+        raw.writer.write(token_post(bootstrap.key))  # all three arrive in one turn: one batch
+    answers = [await raw.response() for raw in raws]
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    assert events == ["answer"] * 3 + ["write"] * 3
+
+
+async def test_a_webhook_answer_is_written_as_soon_as_it_is_made(
+    serve: Any, connect: Any, bootstrap: Bootstrap
+) -> None:
+    """Held for the others of its turn, a webhook answer would wait for them: Hasura waits too."""
+    server = await serve()
+    (raw,), events = await recorded_connections(server, connect, webhook_get(bootstrap.key), 1)
     roles = (b"viewer", b"operator", b"anonymous")
     await raw.send(b"".join(webhook_get(bootstrap.key, extra=b"X-Hasura-Role: %s\r\n" % role) for role in roles))
     answers = [json.loads((await raw.response())[2]) for _ in roles]
     assert [answer["X-Hasura-Role"] for answer in answers] == [role.decode() for role in roles]
-    assert len(counted.writes) == 1
+    assert events == ["answer", "write"] * 3
