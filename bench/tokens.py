@@ -1,6 +1,6 @@
 """Session-JWT throughput: raw signing (the reference), token exchange over HTTP, the JWKS endpoint.
 
-    python -m bench.tokens [--seconds 5] [--connections 16] [--rounds 3] [--algorithms RS256,ES256,EdDSA,HS256]
+    python -m bench.tokens [--seconds 2] [--connections 16] [--rounds 5] [--algorithms RS256,ES256,EdDSA,HS256]
 
 ``make bench`` (``python -m bench``) runs it after the webhook benchmark; ``--only tokens`` alone.
 
