@@ -86,11 +86,12 @@ async def slices(batch: TurnBatch, clock: StepClock, jobs: int = 4) -> list[str]
     return order
 
 
+#: the batch's own route, and one whose answers can wait
+OWN = frozenset({"/v1/auth/token", "/healthz"})
+
+
 def timed_batch(clock: StepClock) -> TurnBatch:
     return TurnBatch(slice_s=0.001, alone_slice_s=0.005, shared_for_s=1.0, own_routes=OWN, clock=clock)
-
-
-OWN = frozenset({"/v1/auth/token", "/healthz"})
 
 
 async def test_a_long_batch_lets_other_requests_in_between_slices_while_they_share_the_loop() -> None:
