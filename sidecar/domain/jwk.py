@@ -31,8 +31,9 @@ COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 class JwsSigner:
     """Compact JWS signing with pyjwt's algorithm objects, minus its per-call overhead.
 
-    The key is prepared and the protected header encoded once; a token then costs one JSON
-    encoding (none with ``sign_json``), one base64 and the signature itself.
+    The key is prepared and the protected header encoded once; a token then costs one base64 of
+    its claims (none with ``signing_input_of``), the signature itself and one base64 of it
+    (``compact_jws``).
     """
 
     def __init__(self, algorithm: str, key: Any, kid: str) -> None:
@@ -40,14 +41,6 @@ class JwsSigner:
         self._key = self._algorithm.prepare_key(key)
         header = COMPACT_JSON.encode({"alg": algorithm, "typ": "JWT", "kid": kid})
         self._head = b64url_bytes(header.encode()) + b"."
-
-    def sign(self, payload: dict[str, Any]) -> str:
-        return self.sign_json(COMPACT_JSON.encode(payload))
-
-    def sign_json(self, payload: str) -> str:
-        """A token for claims already encoded as JSON (``sidecar.domain.claims_template``)."""
-        signing_input = self.signing_input(payload)
-        return compact_jws(signing_input, self.signature(signing_input))
 
     def signing_input(self, payload: str) -> bytes:
         """``base64url(header) . base64url(payload)``: what the signature covers."""
@@ -58,7 +51,7 @@ class JwsSigner:
         return self._head + encoded_payload
 
     def signature(self, signing_input: bytes) -> bytes:
-        """The signature alone (``sign_json`` is ``signing_input``, this, then ``compact_jws``)."""
+        """The signature of a signing input (``compact_jws`` makes the token of the two)."""
         return self._algorithm.sign(signing_input, self._key)
 
 

@@ -182,18 +182,9 @@ class TokenService:
             principal, principal.role, principal.allowed_roles, principal.scopes, token_id, iat=now, exp=exp
         )
         payload["client_id"] = client_id
-        token = self._sign(payload)
-        return IssuedToken(token, token_id, exp - now, exp)
-
-    def _sign(self, payload: dict[str, Any]) -> str:
-        return self._sign_json(COMPACT_JSON.encode(payload))
-
-    def _sign_json(self, payload: str) -> str:
         signer = self._ring.view().signer
-        token = signer.jws.sign_json(payload)
-        if self._on_issued is not None:
-            self._on_issued(signer.algorithm)
-        return token
+        signing_input = signer.jws.signing_input(COMPACT_JSON.encode(payload))
+        return UnsignedToken(signing_input, token_id, exp - now, exp, signer, self._on_issued).signed()
 
     def _narrow(self, principal: Principal, request: TokenRequest) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
         role, allowed, granted = principal.role, principal.allowed_roles, principal.scopes
