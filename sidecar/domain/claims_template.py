@@ -1,15 +1,13 @@
-"""A session token's payload as compact JSON, from a template filled in per token.
+"""A session token's payload, base64url-encoded compact JSON, from a template filled in per token.
 
 Of a token's claims only ``iat``, ``exp`` and ``jti`` differ between two tokens exchanged for one
 API key with one request; everything else (the subject, roles, scopes, Hasura claims) is encoded
-once into the template's fixed pieces. ``render`` joins the pieces and the three values: the same
-members, in the same order, encoded by the same encoder, so the bytes are exactly
-``json.dumps(payload, separators=(",", ":"))`` (what ``JwsSigner.sign`` signs).
-
-``encoded`` gives that JSON in base64url, the form a token carries, encoding only the part around
-the three values: base64 turns every 3 bytes into 4 characters on their own, so the fixed text
-before and after, cut at multiples of 3 bytes, is encoded once per layout (the lengths of the
-three values: ten-digit times and ``tok_`` ids keep one for centuries).
+once into the template's fixed pieces. ``encoded`` joins the pieces and the three values: the same
+members, in the same order, encoded by the same encoder, so the JSON is exactly
+``json.dumps(payload, separators=(",", ":"))``. It is base64url-encoded, the form a token carries,
+around the three values only: base64 turns every 3 bytes into 4 characters on their own, so the
+fixed text before and after, cut at multiples of 3 bytes, is encoded once per layout (the lengths
+of the three values: ten-digit times and ``tok_`` ids keep one for centuries).
 """
 
 from __future__ import annotations
@@ -60,20 +58,10 @@ class ClaimsTemplate:
         self._tail = text + "}"
         self._layout: _Layout | None = None
 
-    def render(self, *, iat: int, exp: int, jti: str) -> str:
-        """The payload's JSON with these values (``int.__repr__``: how ``json`` writes an integer)."""
-        return (
-            self._head
-            + int.__repr__(iat)
-            + self._after_iat
-            + int.__repr__(exp)
-            + self._after_exp
-            + ENCODER.encode(jti)
-            + self._tail
-        )
-
     def encoded(self, *, iat: int, exp: int, jti: str) -> bytes:
-        """``render``'s JSON in unpadded base64url (the payload segment of a token)."""
+        """The payload's JSON with these values, in unpadded base64url (a token's payload segment).
+
+        Integers as ``json`` writes them (``int.__repr__``)."""
         iat_text, exp_text, jti_text = int.__repr__(iat), int.__repr__(exp), ENCODER.encode(jti)
         lengths = (len(iat_text), len(exp_text), len(jti_text))
         layout = self._layout
