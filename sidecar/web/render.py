@@ -12,14 +12,18 @@ from sidecar.models import ApiKeyRecord, Page, Principal
 
 
 def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
+    return None if value is None else _iso(value)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
 
 
 @functools.lru_cache(maxsize=4)
 def iso_at(epoch: int) -> str:
     """``iso`` of a time in seconds since the epoch: the tokens of one second share their expiry,
     so it is written once for all of them."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+    return _iso(datetime.fromtimestamp(epoch, UTC))
 
 
 def issued_token_text(issued: IssuedToken) -> str:

@@ -83,7 +83,13 @@ class TurnBatch:
     @property
     def shared(self) -> bool:
         """Whether the next slice is a short one: another route's request was answered lately."""
-        return self._others != self._others_seen or self._clock() < self._shared_until
+        return self._shared_at(self._clock())
+
+    def _shared_at(self, now: float) -> bool:
+        if self._others != self._others_seen:  # answered since last asked: short slices from now on
+            self._others_seen = self._others
+            self._shared_until = now + self._shared_for
+        return now < self._shared_until
 
     async def run(self, job: Callable[[], T]) -> T:
         """``job()``'s result (or its exception), computed with the other jobs of this turn."""
@@ -103,10 +109,7 @@ class TurnBatch:
         jobs = self._jobs
         clock = self._clock
         now = clock()
-        if self._others != self._others_seen:
-            self._others_seen = self._others
-            self._shared_until = now + self._shared_for
-        deadline = now + (self._slice if now < self._shared_until else self._alone_slice)
+        deadline = now + (self._slice if self._shared_at(now) else self._alone_slice)
         while jobs:
             job, done = jobs.popleft()
             if done.cancelled():  # its request is gone (the client hung up): nobody waits for it
